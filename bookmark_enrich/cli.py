@@ -1,0 +1,233 @@
+"""The command line: parse options, call the library, turn domain errors into exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    BookmarkEnrichError,
+)
+from .models import OutputRecord
+from .progress import LogProgress, RichProgress, issue_printer, print_summary
+from .runner import enrich
+from .settings import Settings, load_settings
+from .sinks import OutputFormat, open_sink
+from .sources import open_source
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="bookmark-enrich",
+    help="Enrich bookmarks in batches: fetch pages, extract text and metadata, "
+    "summarize, archive media, write results back.",
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+err = Console(stderr=True, highlight=False)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print one line on stderr and return the Exit to raise."""
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """Run a command body: domain errors become one line and an exit code, never a traceback."""
+    try:
+        return call()
+    except BookmarkEnrichError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
+        finally:
+            raise typer.Exit(141) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bookmark-enrich {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """bookmark-enrich."""
+
+
+# ---------------------------------------------------------------------- options
+SourceArg = Annotated[
+    str | None,
+    typer.Argument(help="Bookmarks file, database URL, or - for stdin (default when piped).",
+                   show_default=False),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache", help="Cache file [env: BOOKMARK_ENRICH_CACHE].", show_default=False),
+]
+InputFormatOpt = Annotated[
+    str | None,
+    typer.Option("--input-format", "-f", help="Force the input format (see `formats`).",
+                 show_default=False),
+]
+UrlFieldOpt = Annotated[
+    str | None,
+    typer.Option("--url-field", help="Record field or CSV column holding the URL.",
+                 show_default=False),
+]
+
+
+def _source_spec(source: str | None) -> str:
+    if source is not None:
+        return source
+    if not sys.stdin.isatty():
+        return "-"
+    raise BookmarkEnrichError.__new__(_NoSource)
+
+
+class _NoSource(BookmarkEnrichError):
+    exit_code = EXIT_USAGE
+
+    def __str__(self) -> str:
+        return "no SOURCE given and stdin is a terminal; try `bookmark-enrich run bookmarks.html`"
+
+
+def _subscribers(settings: Settings, quiet: bool) -> list[Any]:
+    subs: list[Any] = [issue_printer(err)]
+    if not quiet:
+        subs.append(RichProgress(err) if err.is_terminal else LogProgress(
+            err, settings.log_interval))
+    return subs
+
+
+@app.command()
+def run(
+    source: SourceArg = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write records to FILE (atomically) instead of stdout.",
+                     show_default=False),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="Output format: jsonl, json or csv.")
+    ] = "jsonl",
+    input_format: InputFormatOpt = None,
+    url_field: UrlFieldOpt = None,
+    cache: CacheOpt = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="Bookmarks in flight at once [default: 16].",
+                     show_default=False),
+    ] = None,
+    per_host: Annotated[
+        int | None,
+        typer.Option("--per-host", help="Requests in flight per host [default: 4].",
+                     show_default=False),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Read timeout per request, seconds [default: 30].",
+                     show_default=False),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option("--retries", help="Retries on timeouts, 5xx and 429 [default: 3].",
+                     show_default=False),
+    ] = None,
+    max_page_mb: Annotated[
+        float | None,
+        typer.Option("--max-page-mb", help="Abort pages larger than this [default: 10].",
+                     show_default=False),
+    ] = None,
+    user_agent: Annotated[
+        str | None, typer.Option("--user-agent", help="User-Agent header.", show_default=False)
+    ] = None,
+    include_text: Annotated[
+        bool, typer.Option("--include-text", help="Put the extracted text in the output.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Ignore the cache; redo every stage.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Redo stages that failed before.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Stop at the first malformed record (exit 2).")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress and no summary on stderr.")
+    ] = False,
+) -> None:
+    """Enrich every bookmark of SOURCE and print one JSON record per bookmark."""
+
+    def body() -> None:
+        if output_format not in ("jsonl", "json", "csv"):
+            raise fail(f"unknown output format {output_format!r} (jsonl, json, csv)")
+        settings = load_settings(
+            cache=cache, concurrency=concurrency, per_host=per_host, read_timeout=timeout,
+            retries=retries, max_page_mb=max_page_mb, user_agent=user_agent,
+            include_text=include_text or None, force=force or None,
+            retry_failed=retry_failed or None, strict=strict or None,
+        )
+        src = open_source(_source_spec(source), input_format=input_format, url_field=url_field)
+        sink = open_sink(output, _as_format(output_format))
+        committed = False
+        try:
+            stats = asyncio.run(enrich(src, settings, sink=sink,
+                                       subscribers=_subscribers(settings, quiet),
+                                       url_field=url_field))
+            committed = True
+        finally:
+            sink.close(commit=committed)
+            src.close()
+        if not quiet:
+            print_summary(err, stats)
+        if stats.interrupted:
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if stats.failed or stats.partial or stats.fatal_issues:
+            raise typer.Exit(1)
+
+    guarded(body)
+
+
+def _as_format(name: str) -> OutputFormat:
+    return "json" if name == "json" else "csv" if name == "csv" else "jsonl"
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the output record."""
+    typer.echo(json.dumps(OutputRecord.model_json_schema(), indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

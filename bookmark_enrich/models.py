@@ -1,0 +1,173 @@
+"""Data shapes: the bookmark going in, stage outcomes, the record coming out.
+
+The output record (:class:`OutputRecord`) is a documented, versioned interface:
+``bookmark-enrich schema`` prints its JSON Schema. Hot-path internals are plain
+dataclasses; only the output shape is pydantic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Bookmark",
+    "Enrichment",
+    "ErrorItem",
+    "InputIssue",
+    "MediaItem",
+    "OutputRecord",
+    "StageOutcome",
+    "StageReport",
+    "StageStatus",
+]
+
+SCHEMA_VERSION = 1
+
+StageStatus = Literal["ok", "failed", "skipped"]
+RecordStatus = Literal["ok", "partial", "failed"]
+
+
+@dataclass(slots=True)
+class Bookmark:
+    """One input record on its way through the pipeline."""
+
+    url: str
+    """The URL as resolved from the record (file: URLs made absolute)."""
+    normalized: str
+    """Dedupe form of ``url``."""
+    key: str
+    """Cache key derived from ``normalized``."""
+    record: dict[str, Any]
+    """The original record, every field as the source had it."""
+    position: int
+    """Line number (text formats) or record index (1-based) in the source."""
+    source_id: Any = None
+    """The source's own identity for the record (a DB primary key), if any."""
+
+
+@dataclass(slots=True)
+class InputIssue:
+    """A record the source could not turn into a bookmark."""
+
+    position: int
+    message: str
+    fatal: bool = False
+    """True when reading cannot continue (a truncated file)."""
+
+
+@dataclass(slots=True)
+class StageOutcome:
+    """What one stage did for one bookmark; a cache row in memory."""
+
+    status: StageStatus
+    output: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    message: str | None = None
+    attempts: int = 1
+    duration: float = 0.0
+    fingerprint: str = ""
+    finished_at: float = field(default_factory=time.time)
+    text: str | None = None
+    """Large text kept in the cache beside the output (extracted page text)."""
+    cached: bool = False
+    payload: Any = None
+    """In-memory data for later stages in this pass (a page body); never cached."""
+    run_id: int | None = None
+    """The run that wrote this result (set on cached outcomes)."""
+
+    @classmethod
+    def ok(cls, output: dict[str, Any] | None = None, **kw: Any) -> StageOutcome:
+        return cls("ok", output or {}, **kw)
+
+    @classmethod
+    def failed(cls, reason: str, message: str, **kw: Any) -> StageOutcome:
+        return cls("failed", {}, reason=reason, message=message, **kw)
+
+    @classmethod
+    def skipped(cls, reason: str, message: str | None = None, **kw: Any) -> StageOutcome:
+        return cls("skipped", kw.pop("output", {}), reason=reason, message=message, **kw)
+
+
+# --------------------------------------------------------------------------- output
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorItem(_Out):
+    stage: str
+    reason: str = Field(description="Stable machine-readable reason code, e.g. `timeout`.")
+    message: str = Field(description="Human explanation; may change between versions.")
+
+
+class StageReport(_Out):
+    status: StageStatus
+    reason: str | None = None
+    cached: bool = Field(False, description="True when the result came from the cache.")
+    attempts: int = 1
+    duration_ms: int = 0
+
+
+class MediaItem(_Out):
+    kind: str = Field(description="`video`, `audio`, `image` or `file`.")
+    uri: str = Field(description="`s3://bucket/key` or a local path.")
+    bytes: int
+    sha256: str
+    content_type: str | None = None
+    filename: str | None = None
+    source_url: str | None = None
+
+
+class Enrichment(_Out):
+    """What the tool found out. Never merged into the user's own fields."""
+
+    # fetch
+    final_url: str | None = Field(None, description="URL after redirects.")
+    http_status: int | None = None
+    content_type: str | None = None
+    # extract
+    title: str | None = None
+    author: str | None = None
+    date: str | None = Field(None, description="Publication date, ISO 8601 when known.")
+    site_name: str | None = None
+    description: str | None = None
+    language: str | None = None
+    image: str | None = None
+    categories: list[str] | None = None
+    page_tags: list[str] | None = Field(None, description="Tags the page declares itself.")
+    word_count: int | None = None
+    text: str | None = Field(None, description="Main text; only with --include-text.")
+    # summarize
+    summary: str | None = None
+    keywords: list[str] | None = None
+    tags: list[str] | None = Field(
+        None, description="Suggested tags (the user's own stay in `record`)."
+    )
+    summarizer: str | None = Field(None, description="`llm` or `builtin`.")
+    model: str | None = None
+    # media
+    media: list[MediaItem] | None = None
+
+
+class OutputRecord(_Out):
+    """One line of output for one input record."""
+
+    schema_version: int = SCHEMA_VERSION
+    url: str = Field(description="The bookmark's URL as read (file: URLs made absolute).")
+    normalized_url: str
+    status: RecordStatus = Field(
+        description="`ok`: every enabled stage ok or skipped; `partial`: some failed; "
+        "`failed`: nothing succeeded."
+    )
+    position: int = Field(description="Line number or record index in the source.")
+    cached: bool = Field(description="True when every stage result came from the cache.")
+    record: dict[str, Any] = Field(description="The original record, unchanged.")
+    enrichment: Enrichment
+    errors: list[ErrorItem] = Field(default_factory=list)
+    stages: dict[str, StageReport] = Field(default_factory=dict)

@@ -1,0 +1,401 @@
+"""The asyncio pipeline: stream bookmarks through the enabled stages, with the cache.
+
+A producer thread reads the source in chunks (so a slow stdin never blocks the
+loop); the loop looks each chunk up in the cache in one query, answers fully
+cached bookmarks at once, and hands the rest to ``concurrency`` workers through
+a bounded queue. Memory is bounded by the concurrency, not the input size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .cache import ResultCache
+from .errors import InputError, StageError
+from .events import (
+    BookmarkDone,
+    InputProblem,
+    RunFinished,
+    RunStarted,
+    RunStats,
+    StageDone,
+    Subscriber,
+)
+from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
+from .settings import Settings
+from .stages.base import Stage, StageContext
+
+__all__ = ["Pipeline", "build_record", "record_status"]
+
+_CHUNK = 256
+_DONE = object()
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def record_status(outcomes: dict[str, StageOutcome]) -> str:
+    """ok: no stage failed; partial: some failed, some ok; failed: nothing ok."""
+    statuses = [o.status for o in outcomes.values()]
+    if "failed" not in statuses:
+        return "ok"
+    return "partial" if "ok" in statuses else "failed"
+
+
+def build_record(
+    bookmark: Bookmark,
+    outcomes: dict[str, StageOutcome],
+    stages: Iterable[Stage],
+    *,
+    include_text: bool = False,
+    force_cached: bool = False,
+) -> dict[str, Any]:
+    """The output record (shape of :class:`models.OutputRecord`) as a plain dict."""
+    enrichment: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    reports: dict[str, dict[str, Any]] = {}
+    all_cached = True
+    for stage in stages:
+        o = outcomes.get(stage.name)
+        if o is None:
+            continue
+        stage.contribute(o, enrichment, include_text=include_text)
+        cached = o.cached or force_cached
+        all_cached = all_cached and cached
+        reports[stage.name] = {
+            "status": o.status, "reason": o.reason, "cached": cached,
+            "attempts": o.attempts, "duration_ms": int(o.duration * 1000),
+        }
+        if o.status == "failed":
+            errors.append({"stage": stage.name, "reason": o.reason or "unknown",
+                           "message": o.message or ""})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "url": bookmark.url,
+        "normalized_url": bookmark.normalized,
+        "status": record_status(outcomes),
+        "position": bookmark.position,
+        "cached": all_cached and bool(reports),
+        "record": bookmark.record,
+        "enrichment": enrichment,
+        "errors": errors,
+        "stages": reports,
+    }
+
+
+class Pipeline:
+    """Runs stages over a stream of bookmarks; one output record per input record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        cache: ResultCache,
+        stages: list[Stage],
+        *,
+        run_id: int,
+        sink: Sink,
+        subscribers: Iterable[Subscriber] = (),
+        source_location: str = "",
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.stages = stages
+        self.run_id = run_id
+        self.sink = sink
+        self.stats = RunStats()
+        self.subscribers: list[Subscriber] = [self.stats.observe, *subscribers]
+        self.source_location = source_location
+        self.fingerprints = {s.name: s.fingerprint() for s in stages}
+        self._by_name = {s.name: s for s in stages}
+        self._inflight: dict[str, asyncio.Future[dict[str, StageOutcome]]] = {}
+        self._stopping = False
+        self._abandon = False
+        self._stop_reading = threading.Event()
+        self._fatal: BaseException | None = None
+
+    # ---------------------------------------------------------------- events
+    def emit(self, event: Any) -> None:
+        for subscriber in self.subscribers:
+            subscriber(event)
+
+    # ------------------------------------------------------------- planning
+    def _valid(self, outcome: StageOutcome | None, stage: str) -> bool:
+        if outcome is None or outcome.fingerprint != self.fingerprints[stage]:
+            return False
+        if self.settings.force and outcome.run_id != self.run_id:
+            return False
+        return not (self.settings.retry_failed and outcome.status == "failed")
+
+    def plan(self, cached: dict[str, StageOutcome]) -> set[str]:
+        """Names of the stages that must run for a bookmark with these cached results."""
+        invalid: set[str] = set()
+        for stage in self.stages:
+            if not self._valid(cached.get(stage.name), stage.name) or any(
+                r in invalid for r in stage.requires
+            ):
+                invalid.add(stage.name)
+        to_run = set(invalid)
+        # A stage reading an uncached payload (the page body) needs its producer again.
+        for stage in self.stages:
+            if stage.name in invalid:
+                to_run.update(p for p in stage.needs_payload if p in self._by_name)
+        return to_run
+
+    # ------------------------------------------------------------ execution
+    async def _run_stage(self, stage: Stage, ctx: StageContext) -> StageOutcome:
+        for required in stage.requires:
+            up = ctx.outcomes.get(required)
+            if up is None:
+                continue  # that stage is disabled in this run
+            if up.status == "failed":
+                return StageOutcome.skipped("upstream_failed", f"{required} failed")
+            if up.status == "skipped":
+                return StageOutcome.skipped(up.reason or "upstream_skipped", up.message)
+        start = time.monotonic()
+        try:
+            outcome = await stage.run(ctx)
+        except StageError as exc:
+            outcome = StageOutcome.failed(
+                exc.reason, exc.message, attempts=getattr(exc, "attempts", 1)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a stage bug must cost one bookmark, not the run
+            outcome = StageOutcome.failed("internal_error", f"{type(exc).__name__}: {exc}")
+        outcome.duration = time.monotonic() - start
+        outcome.fingerprint = self.fingerprints[stage.name]
+        outcome.finished_at = time.time()
+        return outcome
+
+    async def _process(self, bookmark: Bookmark, cached: dict[str, StageOutcome]) -> None:
+        to_run = self.plan(cached)
+        if to_run and any(o.text is None and o.status == "ok" for o in cached.values()):
+            # Downstream stages read cached text (extract's); the fast lookup skipped it.
+            cached = self.cache.lookup([bookmark.key], with_text=True).get(bookmark.key, {})
+        ctx = StageContext(bookmark, {n: o for n, o in cached.items() if n in self._by_name})
+        future = self._inflight.get(bookmark.key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._inflight[bookmark.key] = future
+        try:
+            for stage in self.stages:
+                if stage.name in to_run:
+                    ctx.outcomes[stage.name] = await self._run_stage(stage, ctx)
+            for outcome in ctx.outcomes.values():
+                outcome.payload = None  # page bodies go no further than this bookmark
+            self.cache.put(bookmark, ctx.outcomes, self.run_id, self.source_location)
+            future.set_result(ctx.outcomes)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            del self._inflight[bookmark.key]
+        self._finish(bookmark, ctx.outcomes)
+
+    def _finish(self, bookmark: Bookmark, outcomes: dict[str, StageOutcome],
+                *, shared: bool = False) -> None:
+        record = build_record(bookmark, outcomes, self.stages,
+                              include_text=self.settings.include_text, force_cached=shared)
+        for name, rep in record["stages"].items():
+            self.emit(StageDone(name, rep["status"], rep["reason"], rep["cached"]))
+        self.sink(record)
+        self.emit(BookmarkDone(bookmark.url, record["status"], record["cached"]))
+
+    async def _follow(self, bookmark: Bookmark, future: asyncio.Future[Any]) -> None:
+        """A duplicate of an in-flight URL shares its result instead of refetching."""
+        try:
+            outcomes = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if self._abandon:
+                raise
+            return  # the original was abandoned; nothing to share
+        self.cache.put(bookmark, {}, self.run_id, self.source_location)
+        self._finish(bookmark, outcomes, shared=True)
+
+    async def _worker(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            item = await queue.get()
+            try:
+                if item is _DONE:
+                    return
+                bookmark, cached, future = item
+                if self._stopping:
+                    # Not started: leave it for the next run; release its followers.
+                    if future is None:
+                        placeholder = self._inflight.pop(bookmark.key, None)
+                        if placeholder is not None:
+                            placeholder.cancel()
+                    continue
+                try:
+                    if future is not None:
+                        await self._follow(bookmark, future)
+                    else:
+                        await self._process(bookmark, cached)
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # output or cache broke: stop the run
+                    if self._fatal is None:
+                        self._fatal = exc
+                    self.request_stop()
+            finally:
+                queue.task_done()
+
+    # ------------------------------------------------------------- producer
+    def _read_chunks(
+        self,
+        items: Iterator[Bookmark | InputIssue],
+        loop: asyncio.AbstractEventLoop,
+        chunks: asyncio.Queue[Any],
+    ) -> None:
+        """Thread: read the source in chunks and pass them to the loop."""
+
+        def put(value: Any) -> bool:
+            fut = asyncio.run_coroutine_threadsafe(chunks.put(value), loop)
+            while not self._stop_reading.is_set():
+                try:
+                    fut.result(timeout=0.2)
+                    return True
+                except TimeoutError:
+                    continue
+            fut.cancel()
+            return False
+
+        chunk: list[Bookmark | InputIssue] = []
+        try:
+            for item in items:
+                chunk.append(item)
+                if len(chunk) >= _CHUNK:
+                    if not put(chunk):
+                        return
+                    chunk = []
+                if self._stop_reading.is_set():
+                    return
+            if chunk:
+                put(chunk)
+        except BaseException as exc:  # surfaced on the loop side
+            put(exc)
+        finally:
+            put(_DONE)
+
+    async def _dispatch(self, chunk: list[Bookmark | InputIssue], work: asyncio.Queue[Any]) -> None:
+        bookmarks: list[Bookmark] = []
+        for item in chunk:
+            if isinstance(item, InputIssue):
+                self.emit(InputProblem(item.position, item.message, item.fatal))
+                if self.settings.strict:
+                    raise InputError(f"line {item.position}: {item.message} (--strict)")
+            else:
+                bookmarks.append(item)
+        if not bookmarks:
+            return
+        found = self.cache.lookup([b.key for b in bookmarks],
+                                  with_text=self.settings.include_text)
+        for bookmark in bookmarks:
+            if self._stopping:
+                return
+            future = self._inflight.get(bookmark.key)
+            if future is not None:
+                await work.put((bookmark, None, future))
+                continue
+            cached = found.get(bookmark.key, {})
+            if cached and not self.plan(cached):
+                self.cache.put(bookmark, {}, self.run_id, self.source_location)
+                self._finish(bookmark, cached)
+                continue
+            # Register before queueing so a duplicate later in this chunk follows it.
+            placeholder: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._inflight[bookmark.key] = placeholder
+            await work.put((bookmark, cached, None))
+
+    async def run(
+        self,
+        items: Iterator[Bookmark | InputIssue],
+        *,
+        source: str = "",
+        fmt: str = "",
+        total: int | None = None,
+    ) -> RunStats:
+        """Process every item; returns the run's stats (also sent as RunFinished)."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        self.emit(RunStarted(source, fmt, [s.name for s in self.stages], total))
+        chunks: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
+        work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
+        workers = [asyncio.create_task(self._worker(work))
+                   for _ in range(self.settings.concurrency)]
+        reader = threading.Thread(target=self._read_chunks, args=(items, loop, chunks),
+                                  name="bookmark-reader", daemon=True)
+        self._install_signals(loop, workers)
+        reader.start()
+        try:
+            await self._consume(chunks, work)
+            for _ in workers:
+                await work.put(_DONE)
+            await asyncio.gather(*workers, return_exceptions=not self._abandon)
+        except asyncio.CancelledError:
+            if not self._abandon:
+                raise
+        finally:
+            self._stop_reading.set()
+            for task in workers:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*workers, return_exceptions=True)
+            self._remove_signals(loop)
+            self.cache.flush()
+            self.stats.wall_seconds = time.monotonic() - started
+            self.stats.interrupted = self._stopping and self._fatal is None
+            for stage in self.stages:
+                figures = stage.metrics()
+                if figures:
+                    self.stats.metrics[stage.name] = figures
+        if self._fatal is not None:
+            raise self._fatal
+        self.emit(RunFinished(self.stats))
+        return self.stats
+
+    async def _consume(self, chunks: asyncio.Queue[Any], work: asyncio.Queue[Any]) -> None:
+        while True:
+            chunk = await chunks.get()
+            if chunk is _DONE:
+                return
+            if isinstance(chunk, BaseException):
+                raise chunk
+            if self._stopping:
+                continue
+            await self._dispatch(chunk, work)
+
+    # -------------------------------------------------------------- signals
+    def request_stop(self) -> None:
+        """First Ctrl-C: stop taking work. Second: abandon what is in flight."""
+        if self._stopping:
+            self._abandon = True
+        self._stopping = True
+        self._stop_reading.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop,
+                         workers: list[asyncio.Task[None]]) -> None:
+        def handler() -> None:
+            self.request_stop()
+            if self._abandon:
+                for task in workers:
+                    task.cancel()
+
+        self._signals: list[int] = []
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, handler)
+                self._signals.append(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)

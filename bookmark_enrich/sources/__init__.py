@@ -1,0 +1,74 @@
+"""Where bookmarks come from: files, stdin, databases; and the formats they use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+from ..errors import InputError
+from ..models import Bookmark, InputIssue
+from ..urls import InvalidURL, bookmark_key, normalize_url, resolve_url
+from .base import FileFormat, RawRecord, ReadOptions, Source, find_url_field
+from .files import FileSource, detect_format
+from .registry import FORMATS, SCHEMES, register_format, register_scheme
+
+__all__ = [
+    "FORMATS",
+    "FileFormat",
+    "FileSource",
+    "RawRecord",
+    "ReadOptions",
+    "Source",
+    "detect_format",
+    "iter_bookmarks",
+    "open_source",
+    "register_format",
+    "register_scheme",
+]
+
+
+def open_source(
+    spec: str,
+    *,
+    input_format: str | None = None,
+    url_field: str | None = None,
+    stdin: IO[bytes] | None = None,
+    **options: Any,
+) -> Source:
+    """Open a SOURCE argument: ``-`` (stdin), a path, or a database URL."""
+    scheme = spec.split(":", 1)[0].lower() if "://" in spec else ""
+    if scheme and scheme in SCHEMES:
+        return SCHEMES[scheme](spec, url_field=url_field, **options)
+    if scheme and scheme not in ("file",):
+        known = ", ".join(sorted(SCHEMES)) or "none installed"
+        raise InputError(f"unsupported source URL scheme {scheme!r} (database schemes: {known})")
+    return FileSource(spec, input_format=input_format, url_field=url_field, stdin=stdin)
+
+
+def iter_bookmarks(source: Source, url_field: str | None = None) -> Iterator[Bookmark | InputIssue]:
+    """Turn a source's raw records into validated bookmarks, reporting the rest."""
+    base_dir = source.base_dir
+    for item in source.read():
+        if isinstance(item, InputIssue):
+            yield item
+            continue
+        record = item.record
+        field = item.url_field or find_url_field(record.keys(), url_field)
+        raw_url = record.get(field) if field is not None else None
+        if not isinstance(raw_url, str) or not raw_url.strip():
+            yield InputIssue(item.position, "record has no URL")
+            continue
+        try:
+            url = resolve_url(raw_url, base_dir)
+        except InvalidURL as exc:
+            yield InputIssue(item.position, str(exc))
+            continue
+        normalized = normalize_url(url)
+        yield Bookmark(
+            url=url,
+            normalized=normalized,
+            key=bookmark_key(normalized),
+            record=record,
+            position=item.position,
+            source_id=item.source_id,
+        )

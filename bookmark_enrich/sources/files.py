@@ -1,0 +1,165 @@
+"""Sources that are files or stdin."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import InputError
+from ..models import InputIssue
+from .base import FileFormat, RawRecord, ReadOptions, Source
+from .registry import FORMATS
+
+__all__ = ["FileSource", "detect_format"]
+
+_HEAD = 1 << 16
+
+
+class _PrefixedStream(io.RawIOBase):
+    """Replays bytes already read for sniffing, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+
+def _looks_binary(head: bytes) -> bool:
+    if not head:
+        return False
+    if b"\x00" in head[:4096]:
+        return True
+    sample = head[:4096]
+    try:
+        sample.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        # A multi-byte sequence cut at the sample's end is not binary.
+        if exc.start >= len(sample) - 4:
+            return False
+    bad = sum(1 for b in sample if b < 9 or (13 < b < 32))
+    return bad > len(sample) // 20 or sample.decode("utf-8", "replace").count("\ufffd") > 8
+
+
+def detect_format(head: bytes, suffix: str = "") -> FileFormat | None:
+    """Pick a format by content first, then by file extension."""
+    body = head.lstrip(b"\xef\xbb\xbf")
+    for fmt in sorted(FORMATS.values(), key=lambda f: f.priority):
+        try:
+            if fmt.sniff(body):
+                return fmt
+        except Exception:  # a sniffer must never break detection of the others
+            continue
+    suffix = suffix.lower()
+    for fmt in FORMATS.values():
+        if suffix and suffix in fmt.extensions:
+            return fmt
+    return None
+
+
+class FileSource(Source):
+    """A bookmarks file, or stdin when ``path`` is ``-``."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        input_format: str | None = None,
+        url_field: str | None = None,
+        stdin: IO[bytes] | None = None,
+    ) -> None:
+        self.is_stdin = path == "-"
+        self.path = None if self.is_stdin else Path(path)
+        self.display = "stdin" if self.is_stdin else str(path)
+        self.options = ReadOptions(url_field=url_field)
+        raw: IO[bytes]
+        if self.is_stdin:
+            raw = stdin if stdin is not None else sys.stdin.buffer
+            self.base_dir = Path.cwd()
+        else:
+            assert self.path is not None
+            if self.path.is_dir():
+                raise InputError(f"{path}: is a directory, not a bookmarks file")
+            try:
+                raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            except FileNotFoundError:
+                raise InputError(f"{path}: no such file") from None
+            except PermissionError:
+                raise InputError(f"{path}: permission denied") from None
+            except OSError as exc:
+                raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
+            self.base_dir = self.path.resolve().parent
+            stat = os.fstat(raw.fileno())
+            self.stat = (stat.st_size, stat.st_mtime_ns)
+        self.options.base_dir = self.base_dir
+        self._raw = raw
+        try:
+            head = raw.read(_HEAD)
+        except OSError as exc:
+            raise InputError(f"{self.display}: cannot read: {exc.strerror or exc}") from None
+        if not head.strip():
+            raise InputError(f"{self.display}: empty input, no bookmarks to read")
+        if _looks_binary(head):
+            raise InputError(f"{self.display}: looks like binary data, not a bookmarks file")
+        if input_format:
+            fmt = FORMATS.get(input_format)
+            if fmt is None:
+                raise InputError(f"unknown input format {input_format!r}; "
+                                 f"known: {', '.join(sorted(FORMATS))}")
+        else:
+            suffix = "" if self.path is None else self.path.suffix
+            fmt = detect_format(head, suffix)
+            if fmt is None:
+                raise InputError(
+                    f"{self.display}: unknown format (tried {', '.join(sorted(FORMATS))}); "
+                    "name one with --input-format"
+                )
+        self.format = fmt
+        self.format_name = fmt.name
+        self._stream = io.BufferedReader(_PrefixedStream(head, raw), buffer_size=_HEAD)
+
+    @property
+    def location(self) -> str:
+        return "-" if self.path is None else str(self.path.resolve())
+
+    def estimate_total(self) -> int | None:
+        """Counts lines or anchors of a file up to 256 MiB; stdin is unknown."""
+        if self.path is None or self.stat[0] > 256 * 1024 * 1024:
+            return None
+        marks = {"jsonl": (b"\n",), "text": (b"\n",), "csv": (b"\n",),
+                 "netscape": (b"<A ", b"<a ")}.get(self.format_name)
+        if marks is None:
+            return None
+        count = 0
+        last = b""
+        with open(self.path, "rb") as f:
+            while block := f.read(1 << 20):
+                count += sum(block.count(m) for m in marks)
+                last = block
+        if self.format_name != "netscape" and last and not last.endswith(b"\n"):
+            count += 1
+        return max(0, count - (1 if self.format_name == "csv" else 0))
+
+    def read(self) -> Iterator[RawRecord | InputIssue]:
+        yield from self.format.read(self._stream, self.options)
+
+    def close(self) -> None:
+        if not self.is_stdin:
+            self._raw.close()

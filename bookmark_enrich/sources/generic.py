@@ -1,0 +1,175 @@
+"""Generic record formats: JSON array, JSON Lines, CSV, plain text."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+import ijson
+
+from ..models import InputIssue
+from .base import RawRecord, ReadOptions, find_url_field, text_stream
+
+__all__ = [
+    "read_csv",
+    "read_json",
+    "read_jsonl",
+    "read_text",
+    "sniff_csv",
+    "sniff_json",
+    "sniff_jsonl",
+    "sniff_text",
+]
+
+# Bookmarks exported by some tools carry whole pages in a cell.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def _strip(head: bytes) -> bytes:
+    return head.lstrip(b"\xef\xbb\xbf").lstrip()
+
+
+def sniff_json(head: bytes) -> bool:
+    return _strip(head).startswith(b"[")
+
+
+def sniff_jsonl(head: bytes) -> bool:
+    body = _strip(head)
+    if not body.startswith(b"{"):
+        return False
+    first = body.split(b"\n", 1)[0].strip()
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def sniff_csv(head: bytes) -> bool:
+    body = _strip(head)
+    first = body.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+    if not first or first.startswith(("<", "{", "[")):
+        return False
+    try:
+        dialect = csv.Sniffer().sniff(first + "\n", delimiters=",;\t")
+        header = next(csv.reader([first], dialect))
+    except (csv.Error, StopIteration):
+        header = first.split(",")
+    return len(header) > 1 and find_url_field(h.strip() for h in header) is not None
+
+
+def sniff_text(head: bytes) -> bool:
+    for raw in _strip(head).splitlines()[:50]:
+        line = raw.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        return line.lower().startswith((b"http://", b"https://", b"file:"))
+    return False
+
+
+def read_jsonl(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
+    for lineno, line in enumerate(text_stream(stream), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            yield InputIssue(lineno, f"invalid JSON: {exc.args[0] if exc.args else exc}")
+            continue
+        if isinstance(value, str):
+            value = {"url": value}
+        if not isinstance(value, dict):
+            yield InputIssue(lineno, f"expected a JSON object, got {type(value).__name__}")
+            continue
+        yield RawRecord(lineno, value)
+
+
+def read_json(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
+    """Stream a JSON array of objects (or of URL strings) without loading it whole."""
+    index = 0
+    try:
+        for value in ijson.items(stream, "item", use_float=True):
+            index += 1
+            if isinstance(value, str):
+                value = {"url": value}
+            if not isinstance(value, dict):
+                yield InputIssue(index, f"record {index}: expected an object, got "
+                                 f"{type(value).__name__}")
+                continue
+            yield RawRecord(index, value)
+    except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+        yield InputIssue(index + 1, f"JSON broken after record {index}: {exc}", fatal=True)
+
+
+def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
+    text = text_stream(stream)
+    sample = text.read(8192)
+    rest: Iterator[str] = iter(text)
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample.split("\n", 1)[0] + "\n", delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+
+    def lines() -> Iterator[str]:
+        yield from sample.splitlines(keepends=True) if sample else ()
+        yield from rest
+
+    # A sample cut mid-line is rejoined with the rest of that line.
+    def joined() -> Iterator[str]:
+        carry = ""
+        for piece in lines():
+            piece = carry + piece
+            carry = ""
+            if piece.endswith(("\n", "\r")):
+                yield piece
+            else:
+                carry = piece
+        if carry:
+            yield carry
+
+    reader = csv.reader(joined(), dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        yield InputIssue(1, f"bad CSV header: {exc}", fatal=True)
+        return
+    header = [h.strip() for h in header]
+    url_field = find_url_field(header, options.url_field)
+    if url_field is None:
+        from ..errors import InputError
+
+        wanted = options.url_field or "/".join(("url", "href", "link", "uri"))
+        raise InputError(f"CSV has no URL column (looked for {wanted}; columns: "
+                         f"{', '.join(header) or 'none'}); name it with --url-field")
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield InputIssue(reader.line_num, f"bad CSV row: {exc}")
+            continue
+        if not row or all(not c.strip() for c in row):
+            continue
+        record: dict[str, Any] = dict(zip(header, row, strict=False))
+        if len(row) > len(header):
+            record["_extra"] = row[len(header):]
+        yield RawRecord(reader.line_num, record, url_field)
+
+
+def read_text(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
+    for lineno, line in enumerate(text_stream(stream), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        url, _, title = line.partition(" ")
+        if "://" not in url and not url.lower().startswith("file:"):
+            url, title = line, ""  # report the whole line, not its first word
+        record: dict[str, Any] = {"url": url}
+        if title.strip():
+            record["title"] = title.strip()
+        yield RawRecord(lineno, record, "url")

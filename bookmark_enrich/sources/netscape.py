@@ -1,0 +1,120 @@
+"""Netscape bookmark HTML, the format every browser exports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import IO, Any
+
+from ..models import InputIssue
+from .base import RawRecord, ReadOptions, text_stream
+
+__all__ = ["read_netscape", "sniff_netscape"]
+
+_CHUNK = 1 << 16
+
+
+def sniff_netscape(head: bytes) -> bool:
+    low = head[:4096].lower()
+    return b"<!doctype netscape-bookmark-file" in low or (
+        b"<dl" in low and b"<dt" in low and b"href=" in low
+    )
+
+
+class _BookmarkParser(HTMLParser):
+    """Streams <A> entries, keeping the <H3> folder path and the <DD> note."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.folders: list[str] = []
+        self.pending_folder: str | None = None
+        self.in_h3 = False
+        self.h3_text: list[str] = []
+        self.current: dict[str, Any] | None = None
+        self.current_line = 0
+        self.in_a = False
+        self.a_text: list[str] = []
+        self.in_dd = False
+        self.dd_text: list[str] = []
+        self.last: tuple[int, dict[str, Any]] | None = None
+        self.ready: list[tuple[int, dict[str, Any]]] = []
+
+    def _flush(self) -> None:
+        if self.last is not None:
+            line, rec = self.last
+            if self.dd_text:
+                rec["description"] = "".join(self.dd_text).strip()
+            self.ready.append((line, rec))
+            self.last = None
+        self.in_dd = False
+        self.dd_text = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._flush()
+            rec: dict[str, Any] = {}
+            for name, value in attrs:
+                rec["url" if name == "href" else name] = value if value is not None else ""
+            rec.setdefault("url", "")
+            self.current = rec
+            self.current_line = self.getpos()[0]
+            self.in_a = True
+            self.a_text = []
+        elif tag == "h3":
+            self._flush()
+            self.in_h3 = True
+            self.h3_text = []
+        elif tag == "dl":
+            self._flush()
+            if self.pending_folder is not None:
+                self.folders.append(self.pending_folder)
+                self.pending_folder = None
+        elif tag == "dd":
+            self.in_dd = self.last is not None
+            self.dd_text = []
+        elif tag == "dt":
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self.current is not None:
+            self.current["title"] = "".join(self.a_text).strip()
+            if self.folders:
+                self.current["folder"] = "/".join(self.folders)
+            self.last = (self.current_line, self.current)
+            self.current = None
+            self.in_a = False
+        elif tag == "h3":
+            self.in_h3 = False
+            self.pending_folder = "".join(self.h3_text).strip().replace("/", "∕")
+        elif tag == "dl":
+            self._flush()
+            if self.folders:
+                self.folders.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self.in_a:
+            self.a_text.append(data)
+        elif self.in_h3:
+            self.h3_text.append(data)
+        elif self.in_dd:
+            self.dd_text.append(data)
+
+
+def read_netscape(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
+    text = text_stream(stream)
+    parser = _BookmarkParser()
+    while True:
+        chunk = text.read(_CHUNK)
+        if not chunk:
+            break
+        parser.feed(chunk)
+        if parser.ready:
+            for line, rec in parser.ready:
+                yield RawRecord(line, rec, "url")
+            parser.ready.clear()
+    parser.close()
+    parser._flush()
+    if parser.current is not None:  # file ends inside an <A>
+        yield InputIssue(parser.current_line, "truncated bookmark entry at end of file")
+    for line, rec in parser.ready:
+        yield RawRecord(line, rec, "url")

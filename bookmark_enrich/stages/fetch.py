@@ -1,0 +1,212 @@
+"""Fetch stage: download the page with caps, limits, retries; record where it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import mimetypes
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from ..errors import StageError
+from ..models import StageOutcome
+from ..settings import Settings
+from .base import Stage, StageContext, fingerprint_of, register_stage, with_retries
+
+__all__ = ["FetchStage", "Page", "is_textual"]
+
+_TEXTUAL = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
+
+
+@dataclass(slots=True)
+class Page:
+    """A fetched body, kept in memory for the extract stage only."""
+
+    body: bytes
+    charset: str | None
+    content_type: str | None
+
+
+def is_textual(content_type: str | None) -> bool:
+    """Whether extraction can read this content type (unknown counts as HTML)."""
+    if not content_type:
+        return True
+    return content_type.split(";", 1)[0].strip().lower() in _TEXTUAL
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class _HostLimits:
+    """A semaphore per host, dropped when idle so memory stays flat."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._sems: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    async def acquire(self, host: str) -> None:
+        sem, users = self._sems.get(host, (asyncio.Semaphore(self.per_host), 0))
+        self._sems[host] = (sem, users + 1)
+        await sem.acquire()
+
+    def release(self, host: str) -> None:
+        sem, users = self._sems[host]
+        sem.release()
+        if users <= 1:
+            del self._sems[host]
+        else:
+            self._sems[host] = (sem, users - 1)
+
+
+@register_stage
+class FetchStage(Stage):
+    name: ClassVar[str] = "fetch"
+    version: ClassVar[str] = "1"
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        super().__init__(settings)
+        self.client = httpx.AsyncClient(
+            follow_redirects=True,
+            max_redirects=settings.max_redirects,
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=settings.concurrency,
+                max_keepalive_connections=settings.concurrency,
+            ),
+            headers={
+                "User-Agent": settings.user_agent,
+                "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
+            },
+            transport=transport,
+            trust_env=False,
+        )
+        self.hosts = _HostLimits(settings.per_host)
+        self.bytes_read = 0
+
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.name, self.version)
+
+    async def run(self, ctx: StageContext) -> StageOutcome:
+        url = ctx.bookmark.url
+        if url.startswith("file:"):
+            return self._read_file(url)
+        s = self.settings
+        (output, page), attempts = await with_retries(
+            lambda: self._get(url),
+            retries=s.retries,
+            backoff=s.backoff,
+            max_retry_after=s.max_retry_after,
+        )
+        return StageOutcome.ok(output, attempts=attempts, payload=page)
+
+    async def _get(self, url: str) -> tuple[dict[str, Any], Page | None]:
+        host = urlsplit(url).hostname or ""
+        await self.hosts.acquire(host)
+        try:
+            return await self._get_once(url)
+        finally:
+            self.hosts.release(host)
+
+    async def _get_once(self, url: str) -> tuple[dict[str, Any], Page | None]:
+        cap = self.settings.max_page_bytes
+        try:
+            async with self.client.stream("GET", url) as resp:
+                status = resp.status_code
+                if status == 429:
+                    raise StageError(
+                        "rate_limited", "HTTP 429 Too Many Requests", retryable=True,
+                        retry_after=parse_retry_after(resp.headers.get("retry-after")),
+                    )
+                if status >= 500:
+                    raise StageError(
+                        "server_error", f"HTTP {status}", retryable=True,
+                        retry_after=parse_retry_after(resp.headers.get("retry-after")),
+                    )
+                if status in (404, 410):
+                    raise StageError("not_found", f"HTTP {status}")
+                if status >= 400:
+                    raise StageError("http_error", f"HTTP {status}")
+                content_type = resp.headers.get("content-type")
+                output: dict[str, Any] = {
+                    "final_url": str(resp.url),
+                    "http_status": status,
+                    "content_type": content_type,
+                }
+                if not is_textual(content_type):
+                    return output, None  # not ours to extract; no need to download it
+                declared = resp.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > cap and \
+                        not resp.headers.get("content-encoding"):
+                    raise StageError("too_large", f"page is {int(declared)} bytes, "
+                                     f"over the {cap}-byte cap")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise StageError("too_large", f"page exceeds the {cap}-byte cap")
+                    chunks.append(chunk)
+                self.bytes_read += size
+                return output, Page(b"".join(chunks), resp.charset_encoding, content_type)
+        except StageError:
+            raise
+        except httpx.TooManyRedirects:
+            raise StageError("too_many_redirects",
+                             f"more than {self.settings.max_redirects} redirects") from None
+        except httpx.TimeoutException as exc:
+            raise StageError("timeout", f"{type(exc).__name__}", retryable=True) from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError) as exc:
+            raise StageError("connection_error", str(exc) or type(exc).__name__,
+                             retryable=True) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise StageError("invalid_url", str(exc)) from None
+        except httpx.DecodingError as exc:
+            raise StageError("decoding_error", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise StageError("http_error", str(exc) or type(exc).__name__) from None
+
+    def _read_file(self, url: str) -> StageOutcome:
+        path = Path(unquote(urlsplit(url).path))
+        cap = self.settings.max_page_bytes
+        try:
+            size = path.stat().st_size
+            if size > cap:
+                raise StageError("too_large", f"file is {size} bytes, over the {cap}-byte cap")
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise StageError("not_found", f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise StageError("not_found", f"is a directory: {path}") from None
+        except PermissionError:
+            raise StageError("permission_denied", f"cannot read {path}") from None
+        except OSError as exc:
+            raise StageError("read_error", f"{path}: {exc.strerror or exc}") from None
+        content_type = mimetypes.guess_type(path.name)[0] or "text/html"
+        output = {"final_url": url, "http_status": None, "content_type": content_type}
+        page = Page(body, None, content_type) if is_textual(content_type) else None
+        return StageOutcome.ok(output, payload=page)
+
+    def metrics(self) -> dict[str, Any]:
+        return {"downloaded": f"{self.bytes_read / 1e6:.1f} MB"}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

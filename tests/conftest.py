@@ -1,0 +1,53 @@
+"""Shared fixtures: one per real server, plus an isolated environment for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.pages import PageServer
+
+# Fixture modules for the other servers (LLM, Cobalt, S3, Postgres, Redis) register here.
+pytest_plugins: list[str] = []
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str) -> None:
+    """On a laptop a missing service skips the test; under CI=true it is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: required)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No test reads the developer's settings or writes their cache."""
+    for name in list(os.environ):
+        if name.startswith(("BOOKMARK_ENRICH_", "LM_STUDIO_", "COBALT_", "S3_", "OPENAI_")) or \
+                name in ("ENABLE_MEDIA_DOWNLOAD", "ENABLE_AI_SUMMARIZATION", "MAX_MEDIA_SIZE_MB"):
+            monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # no stray .env is read
+    monkeypatch.setenv("BOOKMARK_ENRICH_CACHE", str(tmp_path / "cache.sqlite"))
+    monkeypatch.setenv("BOOKMARK_ENRICH_MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("BOOKMARK_ENRICH_BACKOFF", "0.01")
+    monkeypatch.setenv("COLUMNS", "120")
+    yield work
+
+
+@pytest.fixture(scope="session")
+def pages() -> Iterator[PageServer]:
+    """The page server (real sockets on 127.0.0.1)."""
+    server = PageServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cache_path(tmp_path: Path) -> Path:
+    return tmp_path / "cache.sqlite"
