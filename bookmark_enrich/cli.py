@@ -120,6 +120,22 @@ class _NoSource(BookmarkEnrichError):
         return "no SOURCE given and stdin is a terminal; try `bookmark-enrich run bookmarks.html`"
 
 
+def settings_from_ctx(ctx: typer.Context, **extra: Any) -> Settings:
+    """Settings where every option the user gave, named like a Settings field, wins.
+
+    A command adds a setting flag by naming its parameter after the field; flags
+    left at their default fall through to the environment, .env and defaults.
+    """
+    overrides: dict[str, Any] = {}
+    for name, value in ctx.params.items():
+        origin = ctx.get_parameter_source(name)
+        if name in Settings.model_fields and origin is not None and \
+                origin.name not in ("DEFAULT", "DEFAULT_MAP"):
+            overrides[name] = value
+    overrides.update({k: v for k, v in extra.items() if v is not None})
+    return load_settings(**overrides)
+
+
 def _subscribers(settings: Settings, quiet: bool) -> list[Any]:
     subs: list[Any] = [issue_printer(err)]
     if not quiet:
@@ -130,6 +146,7 @@ def _subscribers(settings: Settings, quiet: bool) -> list[Any]:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     source: SourceArg = None,
     output: Annotated[
         str | None,
@@ -152,7 +169,7 @@ def run(
         typer.Option("--per-host", help="Requests in flight per host [default: 4].",
                      show_default=False),
     ] = None,
-    timeout: Annotated[
+    read_timeout: Annotated[
         float | None,
         typer.Option("--timeout", help="Read timeout per request, seconds [default: 30].",
                      show_default=False),
@@ -191,12 +208,7 @@ def run(
     def body() -> None:
         if output_format not in ("jsonl", "json", "csv"):
             raise fail(f"unknown output format {output_format!r} (jsonl, json, csv)")
-        settings = load_settings(
-            cache=cache, concurrency=concurrency, per_host=per_host, read_timeout=timeout,
-            retries=retries, max_page_mb=max_page_mb, user_agent=user_agent,
-            include_text=include_text or None, force=force or None,
-            retry_failed=retry_failed or None, strict=strict or None,
-        )
+        settings = settings_from_ctx(ctx)
         src = open_source(_source_spec(source), input_format=input_format, url_field=url_field)
         sink = open_sink(output, _as_format(output_format))
         committed = False

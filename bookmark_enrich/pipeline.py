@@ -13,7 +13,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from .cache import ResultCache
@@ -37,6 +37,10 @@ _CHUNK = 256
 _DONE = object()
 
 Sink = Callable[[dict[str, Any]], None]
+Executor = Callable[[Bookmark, dict[str, StageOutcome], set[str]],
+                    Awaitable[dict[str, StageOutcome]]]
+"""Runs the stages ``to_run`` for one bookmark, given its usable cached outcomes, and
+returns all outcomes. The default runs them here; a queue sends them to workers."""
 
 
 def record_status(outcomes: dict[str, StageOutcome]) -> str:
@@ -101,8 +105,10 @@ class Pipeline:
         sink: Sink,
         subscribers: Iterable[Subscriber] = (),
         source_location: str = "",
+        executor: Executor | None = None,
     ) -> None:
         self.settings = settings
+        self.execute: Executor = executor or self.execute_local
         self.cache = cache
         self.stages = stages
         self.run_id = run_id
@@ -177,25 +183,32 @@ class Pipeline:
         if to_run and any(o.text is None and o.status == "ok" for o in cached.values()):
             # Downstream stages read cached text (extract's); the fast lookup skipped it.
             cached = self.cache.lookup([bookmark.key], with_text=True).get(bookmark.key, {})
-        ctx = StageContext(bookmark, {n: o for n, o in cached.items() if n in self._by_name})
+        usable = {n: o for n, o in cached.items() if n in self._by_name and n not in to_run}
         future = self._inflight.get(bookmark.key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._inflight[bookmark.key] = future
         try:
-            for stage in self.stages:
-                if stage.name in to_run:
-                    ctx.outcomes[stage.name] = await self._run_stage(stage, ctx)
-            for outcome in ctx.outcomes.values():
+            outcomes = await self.execute(bookmark, usable, to_run)
+            for outcome in outcomes.values():
                 outcome.payload = None  # page bodies go no further than this bookmark
-            self.cache.put(bookmark, ctx.outcomes, self.run_id, self.source_location)
-            future.set_result(ctx.outcomes)
+            self.cache.put(bookmark, outcomes, self.run_id, self.source_location)
+            future.set_result(outcomes)
         except BaseException:
             future.cancel()
             raise
         finally:
             del self._inflight[bookmark.key]
-        self._finish(bookmark, ctx.outcomes)
+        self._finish(bookmark, outcomes)
+
+    async def execute_local(self, bookmark: Bookmark, cached: dict[str, StageOutcome],
+                            to_run: set[str]) -> dict[str, StageOutcome]:
+        """Run the planned stages in this process, in pipeline order."""
+        ctx = StageContext(bookmark, dict(cached))
+        for stage in self.stages:
+            if stage.name in to_run:
+                ctx.outcomes[stage.name] = await self._run_stage(stage, ctx)
+        return ctx.outcomes
 
     def _finish(self, bookmark: Bookmark, outcomes: dict[str, StageOutcome],
                 *, shared: bool = False) -> None:

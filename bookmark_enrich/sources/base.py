@@ -64,6 +64,9 @@ class FileFormat:
     writeback: Callable[..., Any] | None = None
     writeback_refusal: str | None = None
     """Why this format cannot be written back (browser-owned files)."""
+    container: str | None = None
+    """The plain file shape the records sit in (``json``, ``jsonl``, ``csv``,
+    ``netscape``), which tells writeback how to rewrite the file; None: not writable."""
 
 
 def find_url_field(keys: Any, preferred: str | None = None) -> str | None:

@@ -40,19 +40,20 @@ for _fmt in (
     FileFormat(
         "netscape", "Netscape bookmark HTML (every browser's export)",
         "<!DOCTYPE NETSCAPE-Bookmark-file-1> or <DL>/<DT>/<A HREF>",
-        (".html", ".htm"), sniff_netscape, read_netscape, priority=50,
+        (".html", ".htm"), sniff_netscape, read_netscape, priority=50, container="netscape",
     ),
     FileFormat(
         "json", "JSON array of objects (or of URL strings)", "starts with [",
-        (".json",), sniff_json, read_json, priority=200,
+        (".json",), sniff_json, read_json, priority=200, container="json",
     ),
     FileFormat(
         "jsonl", "JSON Lines, one object per line", "first line is a JSON object",
-        (".jsonl", ".ndjson"), sniff_jsonl, read_jsonl, priority=210,
+        (".jsonl", ".ndjson"), sniff_jsonl, read_jsonl, priority=210, container="jsonl",
     ),
     FileFormat(
         "csv", "CSV with a url/href/link/uri column (any case)",
         "header row naming a URL column", (".csv", ".tsv"), sniff_csv, read_csv, priority=220,
+        container="csv",
     ),
     FileFormat(
         "text", "Plain text, one URL per line, # comments", "lines start with http(s):// or file:",

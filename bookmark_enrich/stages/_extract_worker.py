@@ -1,4 +1,4 @@
-"""Runs inside extraction worker processes: keep imports here light and local."""
+"""Runs inside worker processes (see workers.py): keep module-level imports light."""
 
 from __future__ import annotations
 
@@ -67,8 +67,3 @@ def extract(body: bytes, charset: str | None, url: str) -> tuple[dict[str, Any],
         "word_count": len(text.split()),
     }
     return meta, text
-
-
-def warm_up() -> None:
-    """Import trafilatura once in the fork server so workers start fast."""
-    import trafilatura  # noqa: F401

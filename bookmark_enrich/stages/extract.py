@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import multiprocessing
-from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import version
 from typing import Any, ClassVar
 
 from ..errors import StageError
 from ..models import StageOutcome
-from ..settings import Settings
+from ..workers import BrokenProcessPool, run_cpu
 from . import _extract_worker
 from .base import Stage, StageContext, fingerprint_of, register_stage
 from .fetch import Page, is_textual
@@ -26,27 +22,8 @@ class ExtractStage(Stage):
     requires: ClassVar[tuple[str, ...]] = ("fetch",)
     needs_payload: ClassVar[tuple[str, ...]] = ("fetch",)
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-
     def fingerprint(self) -> str:
         return fingerprint_of(self.name, self.version, version("trafilatura"))
-
-    def _executor(self) -> concurrent.futures.Executor | None:
-        if self.settings.extract_processes == 0:
-            return None  # default thread pool: for embedding in environments without fork
-        if self._pool is None:
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
-            if "forkserver" in methods:
-                ctx.set_forkserver_preload(["bookmark_enrich.stages._extract_worker"])
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.settings.extract_processes,
-                mp_context=ctx,
-                initializer=_extract_worker.warm_up,
-            )
-        return self._pool
 
     async def run(self, ctx: StageContext) -> StageOutcome:
         fetched = ctx.output("fetch")
@@ -56,14 +33,11 @@ class ExtractStage(Stage):
         page = ctx.payload("fetch")
         if not isinstance(page, Page):
             raise StageError("no_body", "the page body is not available")
-        loop = asyncio.get_running_loop()
         url = fetched.get("final_url") or ctx.bookmark.url
         try:
-            result = await loop.run_in_executor(
-                self._executor(), _extract_worker.extract, page.body, page.charset, url
-            )
+            result = await run_cpu(self.settings.extract_processes, _extract_worker.extract,
+                                   page.body, page.charset, url)
         except BrokenProcessPool:
-            self._pool = None  # a worker died (OOM, signal): start a fresh pool next time
             raise StageError("extract_error", "the extraction worker died") from None
         except Exception as exc:  # lxml/trafilatura raise many kinds on hostile HTML
             raise StageError("extract_error", f"{type(exc).__name__}: {exc}") from None
@@ -82,7 +56,3 @@ class ExtractStage(Stage):
         if include_text and outcome.text is not None:
             enrichment["text"] = outcome.text
 
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
