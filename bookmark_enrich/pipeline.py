@@ -154,6 +154,15 @@ class Pipeline:
 
     # ------------------------------------------------------------ execution
     async def _run_stage(self, stage: Stage, ctx: StageContext) -> StageOutcome:
+        start = time.monotonic()
+        outcome = self._upstream_skip(stage, ctx) or await self._call_stage(stage, ctx)
+        outcome.duration = time.monotonic() - start
+        outcome.fingerprint = self.fingerprints[stage.name]
+        outcome.finished_at = time.time()
+        return outcome
+
+    @staticmethod
+    def _upstream_skip(stage: Stage, ctx: StageContext) -> StageOutcome | None:
         for required in stage.requires:
             up = ctx.outcomes.get(required)
             if up is None:
@@ -162,7 +171,9 @@ class Pipeline:
                 return StageOutcome.skipped("upstream_failed", f"{required} failed")
             if up.status == "skipped":
                 return StageOutcome.skipped(up.reason or "upstream_skipped", up.message)
-        start = time.monotonic()
+        return None
+
+    async def _call_stage(self, stage: Stage, ctx: StageContext) -> StageOutcome:
         try:
             outcome = await stage.run(ctx)
         except StageError as exc:
@@ -173,9 +184,6 @@ class Pipeline:
             raise
         except Exception as exc:  # a stage bug must cost one bookmark, not the run
             outcome = StageOutcome.failed("internal_error", f"{type(exc).__name__}: {exc}")
-        outcome.duration = time.monotonic() - start
-        outcome.fingerprint = self.fingerprints[stage.name]
-        outcome.finished_at = time.time()
         return outcome
 
     async def _process(self, bookmark: Bookmark, cached: dict[str, StageOutcome]) -> None:

@@ -1,0 +1,50 @@
+"""Small helpers shared by tests: run the library or the CLI and collect records."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bookmark_enrich import enrich, load_settings, open_source
+from bookmark_enrich.events import RunStats
+
+# Core tests look at fetch + extract; the later stages have their own tests.
+CORE_ONLY = {"ENABLE_AI_SUMMARIZATION": "false", "ENABLE_MEDIA_DOWNLOAD": "false"}
+
+
+def run_library(lines: list[str] | str, *, fmt: str | None = None,
+                **settings: Any) -> tuple[list[dict[str, Any]], RunStats]:
+    """Enrich ``lines`` (fed as stdin) through the library; returns (records, stats)."""
+    data = lines if isinstance(lines, str) else "\n".join(lines) + "\n"
+    settings.setdefault("enable_ai_summarization", False)
+    settings.setdefault("enable_media_download", False)
+    s = load_settings(**settings)
+    src = open_source("-", input_format=fmt, stdin=io.BytesIO(data.encode()))
+    records: list[dict[str, Any]] = []
+    stats = asyncio.run(enrich(src, s, sink=records.append))
+    return records, stats
+
+
+def by_url(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["url"]: r for r in records}
+
+
+def cli(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,
+        cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m bookmark_enrich`` in a subprocess (real exit codes and streams)."""
+    full_env = {**os.environ, **CORE_ONLY, **(env or {})}
+    data = input.encode() if isinstance(input, str) else input
+    return subprocess.run([sys.executable, "-m", "bookmark_enrich", *args], input=data,
+                          capture_output=True, env=full_env, cwd=cwd, timeout=timeout,
+                          check=False)
+
+
+def jsonl(stdout: bytes) -> list[dict[str, Any]]:
+    """Parse stdout strictly: every line must be a JSON object."""
+    return [json.loads(line) for line in stdout.decode().splitlines()]
