@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     extract_processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=0, le=64
     )
+    extract_fallbacks: bool = False
+    """Let trafilatura consult jusText/readability too (slower, rarely better)."""
     include_text: bool = False
     force: bool = False
     retry_failed: bool = False

@@ -20,7 +20,10 @@ _pool_size = 0
 
 
 def _warm_up() -> None:
-    import trafilatura  # noqa: F401  # the slow import, once per worker
+    # The slow import and trafilatura's first-call set-up, once per worker.
+    from .stages._extract_worker import extract
+
+    extract(b"<html><body><p>warm up</p></body></html>", "utf-8", "http://localhost/")
 
 
 def _get_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:

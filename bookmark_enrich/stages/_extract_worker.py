@@ -38,8 +38,14 @@ def _as_list(value: Any) -> list[str] | None:
     return items or None
 
 
-def extract(body: bytes, charset: str | None, url: str) -> tuple[dict[str, Any], str] | None:
-    """Main text and metadata of one page, or None when there is nothing to read."""
+def extract(body: bytes, charset: str | None, url: str,
+            fallbacks: bool = False) -> tuple[dict[str, Any], str] | None:
+    """Main text and metadata of one page, or None when there is nothing to read.
+
+    Without ``fallbacks`` trafilatura skips its jusText/readability second opinions:
+    on the shared 181-page benchmark that kept precision and recall equal while
+    running 1.25x faster on articles and 5x faster on small pages.
+    """
     from trafilatura import bare_extraction
     from trafilatura.utils import load_html
 
@@ -48,7 +54,8 @@ def extract(body: bytes, charset: str | None, url: str) -> tuple[dict[str, Any],
         return None
     language = _page_language(tree)
     doc = bare_extraction(
-        tree, url=url, with_metadata=True, include_comments=False, include_tables=True
+        tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
+        fast=not fallbacks,
     )
     if doc is None:
         return None

@@ -23,7 +23,8 @@ class ExtractStage(Stage):
     needs_payload: ClassVar[tuple[str, ...]] = ("fetch",)
 
     def fingerprint(self) -> str:
-        return fingerprint_of(self.name, self.version, version("trafilatura"))
+        return fingerprint_of(self.name, self.version, version("trafilatura"),
+                              self.settings.extract_fallbacks)
 
     async def run(self, ctx: StageContext) -> StageOutcome:
         fetched = ctx.output("fetch")
@@ -36,7 +37,8 @@ class ExtractStage(Stage):
         url = fetched.get("final_url") or ctx.bookmark.url
         try:
             result = await run_cpu(self.settings.extract_processes, _extract_worker.extract,
-                                   page.body, page.charset, url)
+                                   page.body, page.charset, url,
+                                   self.settings.extract_fallbacks)
         except BrokenProcessPool:
             raise StageError("extract_error", "the extraction worker died") from None
         except Exception as exc:  # lxml/trafilatura raise many kinds on hostile HTML

@@ -78,11 +78,15 @@ class PageServer:
         self.hits: Counter[str] = Counter()
         self.pages: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self._flaky: Counter[str] = Counter()
+        self._corpus: dict[str, bytes] = {}
         self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; without this, Nagle's
+            # algorithm and delayed ACKs add ~40 ms to every answer.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -114,6 +118,14 @@ class PageServer:
         data = body.encode() if isinstance(body, str) else body
         self.pages[name] = (status, {"Content-Type": content_type, **(headers or {})}, data)
         return self.url(f"/raw/{name}")
+
+    def _corpus_page(self, name: str) -> bytes | None:
+        if name not in self._corpus:
+            file = CORPUS_DIR / "html" / f"{name}.html.gz"
+            if not file.exists() or "/" in name:
+                return None
+            self._corpus[name] = gzip.decompress(file.read_bytes())
+        return self._corpus[name]
 
     # ------------------------------------------------------------------ handler
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
@@ -192,12 +204,11 @@ class PageServer:
                     "</article></body></html>")
             self._send(req, 200, html.encode("latin-1"), "text/html")
         elif head == "corpus":
-            name = seg[1]
-            file = CORPUS_DIR / "html" / f"{name}.html.gz"
-            if not file.exists():
+            body = self._corpus_page(seg[1])
+            if body is None:
                 self._send(req, 404, b"no such page", "text/plain")
                 return
-            self._send(req, 200, gzip.decompress(file.read_bytes()))
+            self._send(req, 200, body)
         elif head == "raw" and len(seg) > 1 and seg[1] in self.pages:
             status, headers, body = self.pages[seg[1]]
             content_type = headers.pop("Content-Type", "text/html")
@@ -205,3 +216,40 @@ class PageServer:
             headers["Content-Type"] = content_type
         else:
             self._send(req, 404, b"not found", "text/plain")
+
+
+def serve_in_process(latency: float = 0.0, pages: dict[str, bytes] | None = None) -> Any:
+    """Start a PageServer in a child process (benchmarks: keep its GIL out of ours).
+
+    Returns the Popen; its ``base`` attribute holds the server's base URL.
+    """
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.servers.pages", str(latency)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({k: v.decode("latin-1") for k, v in (pages or {}).items()}))
+    proc.stdin.close()
+    proc.base = proc.stdout.readline().strip()  # type: ignore[attr-defined]
+    return proc
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    server = PageServer(latency=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0)
+    for name, body in json.loads(sys.stdin.read() or "{}").items():
+        server.add(name, body.encode("latin-1"))
+    print(server.base, flush=True)
+    server.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass

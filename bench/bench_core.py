@@ -1,0 +1,205 @@
+"""Core pipeline benchmarks (issue 2). Prints figures; asserts nothing.
+
+    python bench/bench_core.py            # all parts
+    python bench/bench_core.py --part a,c # some
+
+(a) pipeline throughput: 2,000 bookmarks, concurrency 32, tiny pages with 100 ms
+    latency, as a fraction of the ideal (concurrency / latency).
+(b) fetch+extract on the real pages of the shared corpus served with 100 ms latency,
+    against the extraction limit (trafilatura alone on one core x cores).
+(c) a fully cached re-run, bookmarks per second.
+(d) peak RSS for 10,000 vs 1,000,000 input lines with fetching stubbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bookmark_enrich import enrich, load_settings, open_source  # noqa: E402
+from bookmark_enrich.cache import ResultCache  # noqa: E402
+from bookmark_enrich.models import StageOutcome  # noqa: E402
+from bookmark_enrich.sources import iter_bookmarks  # noqa: E402
+from bookmark_enrich.stages import Stage, StageContext, build_stages  # noqa: E402
+from bookmark_enrich.stages._extract_worker import extract  # noqa: E402
+from tests.servers.pages import CORPUS_DIR, serve_in_process  # noqa: E402
+
+TINY = b"<html><head><title>t</title></head><body><p>Tiny page.</p></body></html>"
+
+
+def core_settings(tmp: Path, **kw: Any) -> Any:
+    kw.setdefault("enable_ai_summarization", False)
+    kw.setdefault("enable_media_download", False)
+    return load_settings(cache=tmp / "cache.sqlite", **kw)
+
+
+def run_urls(urls: list[str], settings: Any, stages: list[Stage] | None = None) -> float:
+    data = ("\n".join(urls) + "\n").encode()
+    src = open_source("-", stdin=io.BytesIO(data))
+    count = 0
+
+    def sink(record: dict[str, Any]) -> None:
+        nonlocal count
+        json.dumps(record)  # serialization is part of the cost
+        count += 1
+
+    start = time.perf_counter()
+    asyncio.run(enrich(src, settings, sink=sink, stages=stages))
+    elapsed = time.perf_counter() - start
+    assert count == len(urls), (count, len(urls))
+    return elapsed
+
+
+def part_a(tmp: Path) -> None:
+    server = serve_in_process(0.1, {"tiny": TINY})
+    try:
+        n, conc = 2000, 32
+        # Distinct URLs (the query differs) for one tiny page.
+        urls = [f"{server.base}/raw/tiny?i={i}" for i in range(n)]
+        # Warm the process pool so its start-up is not charged to the pipeline.
+        run_urls([f"{server.base}/raw/tiny?warm"], core_settings(tmp / "warm"))
+        elapsed = run_urls(urls, core_settings(tmp, concurrency=conc, per_host=conc))
+        rate = n / elapsed
+        ideal = conc / 0.1
+        print(f"(a) pipeline: {n} bookmarks, concurrency {conc}, 100 ms pages: "
+              f"{rate:.0f}/s = {rate / ideal:.2f} of ideal {ideal:.0f}/s (target >= 0.9)")
+    finally:
+        server.terminate()
+
+
+def corpus_names() -> list[str]:
+    return sorted(p.name.removesuffix(".html.gz") for p in (CORPUS_DIR / "html").glob("*.gz"))
+
+
+def part_b(tmp: Path) -> None:
+    names = corpus_names()
+    bodies = [gzip.decompress((CORPUS_DIR / "html" / f"{n}.html.gz").read_bytes())
+              for n in names]
+    extract(bodies[0], None, "http://warm.example/")
+    start = time.perf_counter()
+    for body, name in zip(bodies, names, strict=True):
+        extract(body, None, f"http://bench.example/{name}")
+    one_core = len(bodies) / (time.perf_counter() - start)
+    cores = os.cpu_count() or 1
+    limit = one_core * cores
+    server = serve_in_process(0.1)
+    try:
+        urls = [f"{server.base}/corpus/{n}" for n in names]
+        run_urls([f"{server.base}/corpus/{names[0]}?warm"], core_settings(tmp / "warm"))
+        # One local server stands in for 181 sites: lift the per-host limit accordingly.
+        elapsed = run_urls(urls, core_settings(tmp, per_host=16))
+        rate = len(urls) / elapsed
+        print(f"(b) fetch+extract on {len(urls)} corpus pages, 100 ms latency: {rate:.1f} "
+              f"pages/s; trafilatura alone {one_core:.1f} pages/s/core x {cores} cores = "
+              f"{limit:.1f}; ratio {rate / limit:.2f} (target >= 0.6)")
+    finally:
+        server.terminate()
+
+
+def part_c(tmp: Path, n: int = 50_000) -> None:
+    """Fill the cache through its API as a run would, then time a re-run."""
+    settings = core_settings(tmp)
+    stages = build_stages(settings)
+    fps = {s.name: s.fingerprint() for s in stages}
+    urls = [f"https://site{i % 500}.example/articles/{i}?utm_source=x" for i in range(n)]
+    src = open_source("-", stdin=io.BytesIO(("\n".join(urls) + "\n").encode()))
+    meta = {"title": "A title of a typical length for an article", "author": "Someone",
+            "date": "2024-01-01", "site_name": "Example", "language": "en",
+            "description": "A description sentence of ordinary length. " * 3,
+            "image": "https://example.org/i.png", "categories": ["x"], "page_tags": ["y"],
+            "word_count": 900}
+    with ResultCache(settings.cache) as cache:
+        run_id = cache.start_run("bench", "text", {})
+        for bm in iter_bookmarks(src):
+            assert not isinstance(bm, Exception)
+            cache.put(bm, {  # type: ignore[arg-type]
+                "fetch": StageOutcome.ok({"final_url": bm.url, "http_status": 200,
+                                          "content_type": "text/html"},
+                                         fingerprint=fps["fetch"]),
+                "extract": StageOutcome.ok(meta, text="text " * 900,
+                                           fingerprint=fps["extract"]),
+            }, run_id)
+        cache.flush()
+    elapsed = run_urls(urls, settings)
+    print(f"(c) fully cached re-run of {n} bookmarks: {n / elapsed:,.0f} bookmarks/s "
+          f"(target >= 10,000/s)")
+
+
+class StubFetch(Stage):
+    """Fetching stubbed out: the pipeline, cache and output without the network."""
+
+    name: ClassVar[str] = "fetch"
+
+    async def run(self, ctx: StageContext) -> StageOutcome:
+        return StageOutcome.ok({"final_url": ctx.bookmark.url, "http_status": 200})
+
+
+def rss_child(n: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        path = tmp / "in.jsonl"
+        with open(path, "w") as f:
+            for i in range(n):
+                f.write(json.dumps({"url": f"https://example.org/{i}", "title": f"T{i}",
+                                    "tags": ["a", "b"]}) + "\n")
+        settings = core_settings(tmp, concurrency=32)
+        src = open_source(str(path))
+        out = open(os.devnull, "w")  # noqa: SIM115
+        start = time.perf_counter()
+        asyncio.run(enrich(src, settings, sink=lambda r: out.write(json.dumps(r) + "\n"),
+                           stages=[StubFetch(settings)]))
+        elapsed = time.perf_counter() - start
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"n": n, "rss_mb": rss_mb, "rate": n / elapsed}))
+
+
+def part_d(small: int = 10_000, large: int = 1_000_000) -> None:
+    results = {}
+    for n in (small, large):
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(n)],
+                             capture_output=True, text=True, check=True)
+        results[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    a, b = results[small], results[large]
+    print(f"(d) peak RSS, fetch stubbed: {small:,} lines {a['rss_mb']:.0f} MB; "
+          f"{large:,} lines {b['rss_mb']:.0f} MB; ratio {b['rss_mb'] / a['rss_mb']:.2f} "
+          f"(target <= 1.2); {b['rate']:,.0f} bookmarks/s through the whole pipeline")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", default="a,b,c,d")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--large", type=int, default=1_000_000,
+                        help="input lines for the large RSS run (d)")
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    parts = set(args.part.split(","))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for name, fn in (("a", part_a), ("b", part_b), ("c", part_c)):
+            if name in parts:
+                sub = tmp / name
+                sub.mkdir()
+                fn(sub)
+        if "d" in parts:
+            part_d(large=args.large)
+
+
+if __name__ == "__main__":
+    main()
