@@ -58,12 +58,20 @@ def guarded(call: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as Unix tools do.
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
         finally:
             raise typer.Exit(141) from None
+    except Exception as exc:
+        # A bug, not a user error: one line by default, the traceback on request.
+        if os.environ.get("BOOKMARK_ENRICH_DEBUG"):
+            raise
+        raise fail(f"internal error: {type(exc).__name__}: {exc} "
+                   "(set BOOKMARK_ENRICH_DEBUG=1 for the traceback)", 1) from None
 
 
 def _version(value: bool) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from .cache import ResultCache
-from .errors import InputError, StageError
+from .errors import BookmarkEnrichError, InputError, StageError
 from .events import (
     BookmarkDone,
     InputProblem,
@@ -385,8 +385,11 @@ class Pipeline:
             chunk = await chunks.get()
             if chunk is _DONE:
                 return
-            if isinstance(chunk, BaseException):
+            if isinstance(chunk, BookmarkEnrichError):
                 raise chunk
+            if isinstance(chunk, BaseException):
+                raise InputError(f"reading the source failed: {type(chunk).__name__}: "
+                                 f"{chunk}") from chunk
             if self._stopping:
                 continue
             await self._dispatch(chunk, work)
