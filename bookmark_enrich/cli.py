@@ -210,20 +210,74 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no summary on stderr.")
     ] = False,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going",
+                           help="Run even when a service fails its check; record the failures.")
+    ] = False,
+    no_summary: Annotated[
+        bool, typer.Option("--no-summary", help="Skip summaries (ENABLE_AI_SUMMARIZATION=false).")
+    ] = False,
+    summarizer: Annotated[
+        str | None,
+        typer.Option("--summarizer", help="auto, llm or builtin [default: auto].",
+                     show_default=False),
+    ] = None,
+    lm_studio_api_url: Annotated[
+        str | None,
+        typer.Option("--llm-url", help="OpenAI-compatible server [env: LM_STUDIO_API_URL].",
+                     show_default=False),
+    ] = None,
+    lm_studio_model: Annotated[
+        str | None,
+        typer.Option("--model", help="LLM model [env: LM_STUDIO_MODEL; default: the loaded one].",
+                     show_default=False),
+    ] = None,
+    llm_timeout: Annotated[
+        float | None,
+        typer.Option("--llm-timeout", help="Seconds per LLM request [default: 120].",
+                     show_default=False),
+    ] = None,
+    llm_concurrency: Annotated[
+        int | None,
+        typer.Option("--llm-concurrency", help="LLM requests in flight [default: 2].",
+                     show_default=False),
+    ] = None,
+    context_tokens: Annotated[
+        int | None,
+        typer.Option("--context-tokens", help="Model context length [default: as reported].",
+                     show_default=False),
+    ] = None,
+    max_tags: Annotated[
+        int | None,
+        typer.Option("--max-tags", help="Suggested tags per bookmark [default: 5].",
+                     show_default=False),
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option("--language", help="Write summaries in this language (en) "
+                     "[default: the page's].", show_default=False),
+    ] = None,
+    merge_tags: Annotated[
+        bool, typer.Option("--merge-tags",
+                           help="Put the record's own tags first in enrichment.tags.")
+    ] = False,
+    lowercase_tags: Annotated[
+        bool, typer.Option("--lowercase-tags/--keep-tag-case", help="Lower-case suggested tags.")
+    ] = True,
 ) -> None:
     """Enrich every bookmark of SOURCE and print one JSON record per bookmark."""
 
     def body() -> None:
         if output_format not in ("jsonl", "json", "csv"):
             raise fail(f"unknown output format {output_format!r} (jsonl, json, csv)")
-        settings = settings_from_ctx(ctx)
+        settings = settings_from_ctx(ctx, enable_ai_summarization=False if no_summary else None)
         src = open_source(_source_spec(source), input_format=input_format, url_field=url_field)
         sink = open_sink(output, _as_format(output_format))
         committed = False
         try:
             stats = asyncio.run(enrich(src, settings, sink=sink,
                                        subscribers=_subscribers(settings, quiet),
-                                       url_field=url_field))
+                                       url_field=url_field, keep_going=keep_going))
             committed = True
         finally:
             sink.close(commit=committed)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .cache import ResultCache
 from .events import Notice, RunStats, Subscriber
-from .pipeline import Pipeline, Sink
+from .pipeline import Executor, Pipeline, Sink
 from .settings import Settings
 from .sources import Source, iter_bookmarks
 from .stages import Stage, build_stages
@@ -24,6 +24,9 @@ async def preflight(stages: Iterable[Stage], *, keep_going: bool = False,
     notices and the run records per-bookmark failures instead.
     """
     stages = list(stages)
+    if notify is not None:
+        for stage in stages:
+            stage.notice = lambda message: notify(Notice(message))
     results = await asyncio.gather(*(s.preflight() for s in stages), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
@@ -44,8 +47,13 @@ async def enrich(
     keep_going: bool = False,
     run_options: dict[str, Any] | None = None,
     cache: ResultCache | None = None,
+    executor: Executor | None = None,
 ) -> RunStats:
-    """Enrich every bookmark of ``source``; records go to ``sink`` as they finish."""
+    """Enrich every bookmark of ``source``; records go to ``sink`` as they finish.
+
+    ``executor`` runs the stages elsewhere (a queue's workers), which check their
+    own services, so the local preflight is skipped.
+    """
     subscribers = list(subscribers)
     own_cache = cache is None
     cache = cache or ResultCache(settings.cache)
@@ -56,11 +64,13 @@ async def enrich(
             sub(event)
 
     try:
-        await preflight(stages, keep_going=keep_going, notify=notify)
+        if executor is None:
+            await preflight(stages, keep_going=keep_going, notify=notify)
         run_id = cache.start_run(source.display, source.format_name,
                                  run_options if run_options is not None else settings.masked())
         pipeline = Pipeline(settings, cache, stages, run_id=run_id, sink=sink,
-                            subscribers=subscribers, source_location=source.location)
+                            subscribers=subscribers, source_location=source.location,
+                            executor=executor)
         status = "failed"
         try:
             stats = await pipeline.run(

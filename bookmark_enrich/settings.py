@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -67,6 +67,20 @@ class Settings(BaseSettings):
         True, validation_alias=_alias("ENABLE_AI_SUMMARIZATION", "enable_ai_summarization")
     )
 
+    # --- Summaries (BOOKMARK_ENRICH_*) ----------------------------------------
+    summarizer: Literal["auto", "llm", "builtin"] = "auto"
+    llm_timeout: float = Field(120.0, gt=0)
+    """Seconds per LLM request; local models on a CPU are slow."""
+    llm_concurrency: int = Field(2, ge=1, le=64)
+    """LLM requests in flight; local servers have few parallel slots."""
+    context_tokens: int | None = Field(None, ge=512)
+    """Override the context length the server reports."""
+    max_tags: int = Field(5, ge=0, le=50)
+    language: str | None = None
+    """Force the language of summaries and tags (``en``); default: the page's."""
+    merge_tags: bool = False
+    lowercase_tags: bool = True
+
     # --- Media (original names) -----------------------------------------------
     cobalt_api_url: str | None = Field(
         None, validation_alias=_alias("COBALT_API_URL", "cobalt_api_url")
@@ -123,7 +137,8 @@ class Settings(BaseSettings):
     strict: bool = False
     log_interval: float = Field(10.0, gt=0)
 
-    @field_validator("lm_studio_api_url", "cobalt_api_url", "s3_endpoint", mode="before")
+    @field_validator("lm_studio_api_url", "cobalt_api_url", "s3_endpoint", "lm_studio_model",
+                     "language", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # ``FOO=`` in a .env file means "not configured", not "the empty URL".

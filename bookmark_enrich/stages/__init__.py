@@ -6,6 +6,7 @@ from ..settings import Settings
 from .base import STAGE_TYPES, Stage, StageContext, fingerprint_of, register_stage
 from .extract import ExtractStage
 from .fetch import FetchStage
+from .summarize import SummarizeStage
 
 __all__ = [
     "STAGE_TYPES",
@@ -13,6 +14,7 @@ __all__ = [
     "FetchStage",
     "Stage",
     "StageContext",
+    "SummarizeStage",
     "build_stages",
     "fingerprint_of",
     "register_stage",

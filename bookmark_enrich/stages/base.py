@@ -65,6 +65,9 @@ class Stage(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     needs_payload: ClassVar[tuple[str, ...]] = ()
 
+    notice: Callable[[str], None] | None = None
+    """Set by the runner: one line for the user (what was discovered, chosen, refused)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 

@@ -1,0 +1,171 @@
+"""Summarize stage: summary, keywords, tags and language for each page's extracted text.
+
+The back end (LLM or built-in) is chosen once per run in :meth:`preflight` by
+:func:`summarizers.select.choose_summarizer`. The stage reads the extract stage's
+cached text, so a change of model re-runs only this stage, without refetching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from ..cache import ResultCache
+from ..errors import BookmarkEnrichError, ServiceUnavailable, StageError
+from ..models import StageOutcome
+from ..settings import Settings
+from ..summarizers.base import Summarizer
+from ..summarizers.select import choose_summarizer
+from ..tags import normalize_tag, normalize_tags, tag_identity
+from .base import Stage, StageContext, fingerprint_of, register_stage
+
+__all__ = ["SummarizeStage", "record_tags"]
+
+_RECORD_TAG_FIELDS = ("tags", "TAGS", "Tags", "tag", "labels")
+_CACHE_TAG_ROWS = 5000
+"""How many recent summaries the offered tags are counted from."""
+OFFERED_TAGS = 30
+
+
+def record_tags(record: dict[str, Any]) -> list[str]:
+    """The user's own tags from an input record (a list, or a comma-separated string)."""
+    for name in _RECORD_TAG_FIELDS:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            return [t for t in value.split(",") if t.strip()]
+        if isinstance(value, list):
+            return [t for t in value if isinstance(t, str) and t.strip()]
+    return []
+
+
+@register_stage
+class SummarizeStage(Stage):
+    name: ClassVar[str] = "summarize"
+    version: ClassVar[str] = "1"
+    requires: ClassVar[tuple[str, ...]] = ("extract",)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.summarizer: Summarizer | None = None
+        self._unavailable: BookmarkEnrichError | None = None
+        self._choosing = asyncio.Lock()
+        self._tag_counts: Counter[str] = Counter()
+        self._tag_spelling: dict[str, str] = {}
+
+    @classmethod
+    def enabled(cls, settings: Settings) -> bool:
+        return settings.enable_ai_summarization
+
+    def fingerprint(self) -> str:
+        inner = self.summarizer.fingerprint() if self.summarizer is not None else "unavailable"
+        return fingerprint_of(self.name, self.version, inner)
+
+    async def preflight(self) -> None:
+        """Choose and check the back end; an unusable one raises ServiceUnavailable (exit 3).
+
+        With --keep-going the run goes on and each bookmark records the reason.
+        """
+        self._count_tags(self._cached_tags())
+        await self._try_choose()
+        if self._unavailable is not None:
+            raise self._unavailable
+
+    async def _try_choose(self) -> None:
+        async with self._choosing:
+            if self.summarizer is None and self._unavailable is None:
+                try:
+                    self.summarizer = await choose_summarizer(self.settings, self.notice)
+                except ServiceUnavailable as exc:
+                    self._unavailable = exc
+
+    async def _choose(self) -> Summarizer:
+        """The summarizer, or the preflight's problem as this bookmark's failure."""
+        await self._try_choose()
+        if self.summarizer is None:
+            problem = self._unavailable
+            raise StageError(getattr(problem, "reason", "llm_unreachable"), str(problem))
+        return self.summarizer
+
+    # ------------------------------------------------------------------- tags
+    def _cached_tags(self) -> list[str]:
+        """Tags of recent summaries in the cache, so new pages reuse them."""
+        try:
+            cache = ResultCache(self.settings.cache, readonly=True)
+        except BookmarkEnrichError:
+            return []  # no cache yet
+        try:
+            rows = cache.iter_rows(
+                "SELECT output FROM results WHERE stage = ? AND status = 'ok' "
+                "ORDER BY finished_at DESC LIMIT ?", (self.name, _CACHE_TAG_ROWS))
+            tags: list[str] = []
+            for row in rows:
+                try:
+                    found = json.loads(row["output"] or "{}").get("tags") or []
+                except (ValueError, AttributeError):
+                    continue
+                tags.extend(t for t in found if isinstance(t, str))
+            return tags
+        except Exception:  # an old or damaged cache only costs the tag hints
+            return []
+        finally:
+            cache.close()
+
+    def _count_tags(self, tags: Iterable[str]) -> None:
+        for tag in tags:
+            clean = normalize_tag(tag, lowercase=self.settings.lowercase_tags)
+            ident = tag_identity(clean)
+            if ident:
+                self._tag_counts[ident] += 1
+                self._tag_spelling.setdefault(ident, clean)
+
+    def offered_tags(self) -> list[str]:
+        """The most frequent existing tags, capped, for the prompt."""
+        return [self._tag_spelling[i] for i, _ in self._tag_counts.most_common(OFFERED_TAGS)]
+
+    # -------------------------------------------------------------------- run
+    async def run(self, ctx: StageContext) -> StageOutcome:
+        extracted = ctx.outcomes.get("extract")
+        text = extracted.text if extracted is not None and extracted.status == "ok" else None
+        if not text or not text.strip():
+            return StageOutcome.skipped("no_content", "no extracted text to summarize")
+        summarizer = self.summarizer or await self._choose()
+        own = record_tags(ctx.bookmark.record)
+        self._count_tags(own)
+        result = await summarizer.summarize(text, ctx.output("extract"),
+                                            existing_tags=self.offered_tags())
+        self._count_tags(result.tags)
+        merged = normalize_tags([*own, *result.tags], lowercase=self.settings.lowercase_tags)
+        return StageOutcome.ok({
+            "summary": result.summary,
+            "keywords": result.keywords,
+            "tags": result.tags,
+            "merged_tags": merged,
+            "language": result.language,
+            "summarizer": result.summarizer,
+            "model": result.model,
+        })
+
+    def contribute(self, outcome: StageOutcome, enrichment: dict[str, Any], *,
+                   include_text: bool = False) -> None:
+        if outcome.status != "ok":
+            return
+        out = outcome.output
+        for key in ("summary", "keywords", "summarizer", "model"):
+            if key in out:
+                enrichment[key] = out[key]
+        if out.get("language"):
+            enrichment["language"] = out["language"]
+        # The user's own tags stay in `record`; --merge-tags puts them first here too.
+        key = "merged_tags" if self.settings.merge_tags and "merged_tags" in out else "tags"
+        enrichment["tags"] = out.get(key)
+
+    def metrics(self) -> dict[str, Any]:
+        figures = getattr(self.summarizer, "metrics", None)
+        return dict(figures()) if callable(figures) else {}
+
+    async def aclose(self) -> None:
+        if self.summarizer is not None:
+            await self.summarizer.aclose()
