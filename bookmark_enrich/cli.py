@@ -92,6 +92,18 @@ def _root(
 
 
 # ---------------------------------------------------------------------- options
+QueueOpt = Annotated[
+    str | None,
+    typer.Option("--queue", envvar="BOOKMARK_ENRICH_QUEUE", show_envvar=False,
+                 help="Redis URL of a work queue (redis://host:6379/0): workers do the "
+                 "enriching (see `worker`) [env: BOOKMARK_ENRICH_QUEUE].", show_default=False),
+]
+QueueNameOpt = Annotated[
+    str,
+    typer.Option("--queue-name", envvar="BOOKMARK_ENRICH_QUEUE_NAME", show_envvar=False,
+                 help="Key prefix of the queue in Redis (one per fleet) "
+                 "[env: BOOKMARK_ENRICH_QUEUE_NAME]."),
+]
 SourceArg = Annotated[
     str | None,
     typer.Argument(help="Bookmarks file, database URL, or - for stdin (default when piped).",
@@ -207,6 +219,18 @@ def run(
     strict: Annotated[
         bool, typer.Option("--strict", help="Stop at the first malformed record (exit 2).")
     ] = False,
+    queue: QueueOpt = None,
+    queue_name: QueueNameOpt = "bookmark-enrich",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=1000,
+                          help="With --queue: bookmarks per queue message.")
+    ] = 8,
+    no_worker_timeout: Annotated[
+        float | None,
+        typer.Option("--no-worker-timeout", min=0,
+                     help="With --queue: give up (exit 3) when no worker is there for this "
+                     "many seconds [default: wait].", show_default=False),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no summary on stderr.")
     ] = False,
@@ -275,9 +299,11 @@ def run(
         sink = open_sink(output, _as_format(output_format))
         committed = False
         try:
-            stats = asyncio.run(enrich(src, settings, sink=sink,
-                                       subscribers=_subscribers(settings, quiet),
-                                       url_field=url_field, keep_going=keep_going))
+            stats = asyncio.run(_enrich(src, settings, sink=sink,
+                                        subscribers=_subscribers(settings, quiet),
+                                        url_field=url_field, keep_going=keep_going,
+                                        queue=_queue_options(ctx, queue, queue_name,
+                                                             batch_size, no_worker_timeout)))
             committed = True
         finally:
             sink.close(commit=committed)
@@ -292,6 +318,27 @@ def run(
     guarded(body)
 
 
+async def _enrich(src: Any, settings: Settings, *, queue: dict[str, Any] | None,
+                  **kw: Any) -> Any:
+    if queue is None:
+        return await enrich(src, settings, **kw)
+    from .queue import enrich_queued  # needs the [queue] extra
+
+    return await enrich_queued(src, settings, notify=lambda m: err.print(
+        m, markup=False, highlight=False, soft_wrap=True), **queue, **kw)
+
+
+def _queue_options(ctx: typer.Context, queue: str | None, queue_name: str, batch_size: int,
+                   no_worker_timeout: float | None) -> dict[str, Any] | None:
+    if queue is None:
+        return None
+    given = ctx.get_parameter_source("concurrency")
+    return {"url": queue, "name": queue_name, "batch_size": batch_size,
+            "no_worker_timeout": no_worker_timeout,
+            "max_inflight": ctx.params.get("concurrency") if given is not None and
+            given.name not in ("DEFAULT", "DEFAULT_MAP") else None}
+
+
 def _as_format(name: str) -> OutputFormat:
     return "json" if name == "json" else "csv" if name == "csv" else "jsonl"
 
@@ -300,6 +347,50 @@ def _as_format(name: str) -> OutputFormat:
 def schema() -> None:
     """Print the JSON Schema of the output record."""
     typer.echo(json.dumps(OutputRecord.model_json_schema(), indent=2))
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    queue: Annotated[
+        str,
+        typer.Option("--queue", envvar="BOOKMARK_ENRICH_QUEUE", show_envvar=False,
+                     help="Redis URL to take work from (redis://host:6379/0) "
+                     "[env: BOOKMARK_ENRICH_QUEUE].", show_default=False),
+    ],
+    queue_name: QueueNameOpt = "bookmark-enrich",
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", "-c", help="Bookmarks this worker runs at once "
+                     "[default: 16].", show_default=False),
+    ] = None,
+    per_host: Annotated[
+        int | None,
+        typer.Option("--per-host", help="Requests in flight per host [default: 4].",
+                     show_default=False),
+    ] = None,
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", min=0.5,
+                            help="Seconds after which a message held by a dead worker goes "
+                            "to another one.")
+    ] = 30.0,
+) -> None:
+    """Take batches of bookmarks from a queue and enrich them with this machine's settings.
+
+    Services (LLM, Cobalt, S3) come from this worker's environment and .env; results
+    go back to the coordinator (`run SOURCE --queue URL`), which writes the cache.
+    SIGTERM or Ctrl-C: finish what runs and hand back the rest; twice: hand back now.
+    """
+
+    def body() -> None:
+        from .queue import run_worker  # needs the [queue] extra
+
+        settings = settings_from_ctx(ctx)
+        asyncio.run(run_worker(settings, queue, name=queue_name, idle_timeout=idle_timeout,
+                               notify=lambda m: err.print(m, markup=False, highlight=False,
+                                                          soft_wrap=True)))
+
+    guarded(body)
 
 
 def main() -> None:
