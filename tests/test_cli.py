@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,44 @@ def test_help_lists_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "run" in result.stdout and "schema" in result.stdout
+
+
+def test_terminal_gets_live_bars_and_stdout_stays_json(pages: PageServer) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a terminal reads as the program writes
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    env = {**os.environ, **CORE_ONLY, "COLUMNS": "100", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bookmark_enrich", "run", "-"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    out, _ = proc.communicate(
+        ("\n".join(pages.url(f"/article/tty{i}") for i in range(3)) + "\n").encode(),
+        timeout=60)
+    reader.join(timeout=5)
+    os.close(master)
+    raw = b"".join(chunks).decode(errors="replace")
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    assert proc.returncode == 0
+    assert len(jsonl(out)) == 3
+    assert "bookmarks" in screen and "3/?" in screen  # the overall bar (stdin: no total)
+    assert "fetch" in screen and "extract" in screen  # a line per stage
+    assert "\x1b[" in raw  # a live display, unlike the plain cron lines
