@@ -325,7 +325,7 @@ class Pipeline:
                 continue
             cached = found.get(bookmark.key, {})
             if cached and not self.plan(cached):
-                self.cache.put(bookmark, {}, self.run_id, self.source_location)
+                # Its record is in the cache since it was first processed: nothing to write.
                 self._finish(bookmark, cached)
                 continue
             # Register before queueing so a duplicate later in this chunk follows it.
