@@ -123,6 +123,45 @@ UrlFieldOpt = Annotated[
     typer.Option("--url-field", help="Record field or CSV column holding the URL.",
                  show_default=False),
 ]
+# Database sources and writeback (also accepted as ?table=...&id_column=... in the URL).
+TableOpt = Annotated[str | None, typer.Option(
+    "--table", help="Database table to read (and write back to).", show_default=False)]
+IdColumnOpt = Annotated[str | None, typer.Option(
+    "--id-column", help="Unique key column (default: the primary key).", show_default=False)]
+UrlColumnOpt = Annotated[str | None, typer.Option(
+    "--url-column", help="Column holding the URL (default: url/href/link/uri).",
+    show_default=False)]
+WhereOpt = Annotated[str | None, typer.Option(
+    "--where", help="SQL filter on the table's rows (read-only).", show_default=False)]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Print what writeback would change per record; write nothing.")]
+NoBackupOpt = Annotated[bool, typer.Option(
+    "--no-backup", help="Do not keep FILE.bak when rewriting a file.")]
+ColumnsOpt = Annotated[str | None, typer.Option(
+    "--columns", help="Writeback targets: summary,keywords,tags,media,metadata,enriched_at "
+    "(field:column renames).", show_default=False)]
+ColumnPrefixOpt = Annotated[str, typer.Option(
+    "--column-prefix", help="Prefix for the writeback column names.")]
+CreateColumnsOpt = Annotated[bool, typer.Option(
+    "--create-columns", help="Add missing writeback columns to the table.")]
+
+
+def _db_options(**given: str | None) -> dict[str, Any]:
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _writeback_options(dry_run: bool, no_backup: bool, columns: str | None,
+                       column_prefix: str, create_columns: bool) -> Any:
+    from .writeback import WritebackOptions
+
+    return WritebackOptions(
+        dry_run=dry_run, backup=not no_backup, column_prefix=column_prefix,
+        columns=[c for c in columns.split(",") if c.strip()] if columns else None,
+        create_columns=create_columns)
+
+
+def _say(message: str) -> None:
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _source_spec(source: str | None) -> str:
@@ -288,6 +327,17 @@ def run(
     lowercase_tags: Annotated[
         bool, typer.Option("--lowercase-tags/--keep-tag-case", help="Lower-case suggested tags.")
     ] = True,
+    writeback: Annotated[bool, typer.Option(
+        "--writeback", help="Write the results back into SOURCE (table or file).")] = False,
+    dry_run: DryRunOpt = False,
+    no_backup: NoBackupOpt = False,
+    table: TableOpt = None,
+    id_column: IdColumnOpt = None,
+    url_column: UrlColumnOpt = None,
+    where: WhereOpt = None,
+    columns: ColumnsOpt = None,
+    column_prefix: ColumnPrefixOpt = "",
+    create_columns: CreateColumnsOpt = False,
 ) -> None:
     """Enrich every bookmark of SOURCE and print one JSON record per bookmark."""
 
@@ -295,21 +345,46 @@ def run(
         if output_format not in ("jsonl", "json", "csv"):
             raise fail(f"unknown output format {output_format!r} (jsonl, json, csv)")
         settings = settings_from_ctx(ctx, enable_ai_summarization=False if no_summary else None)
-        src = open_source(_source_spec(source), input_format=input_format, url_field=url_field)
+        src = open_source(_source_spec(source), input_format=input_format, url_field=url_field,
+                          **_db_options(table=table, id_column=id_column,
+                                        url_column=url_column, where=where))
+        writer = None
+        if writeback or dry_run:
+            from .writeback import open_writer
+
+            try:
+                writer = open_writer(src, _writeback_options(
+                    dry_run, no_backup, columns, column_prefix, create_columns), _say)
+            except BaseException:
+                src.close()
+                raise
         sink = open_sink(output, _as_format(output_format))
         committed = False
+        late: BookmarkEnrichError | None = None
         try:
-            stats = asyncio.run(_enrich(src, settings, sink=sink,
+            stats = asyncio.run(_enrich(src, settings,
+                                        sink=sink if writer is None else writer.wrap(sink),
                                         subscribers=_subscribers(settings, quiet),
                                         url_field=url_field, keep_going=keep_going,
                                         queue=_queue_options(ctx, queue, queue_name,
                                                              batch_size, no_worker_timeout)))
             committed = True
+            if writer is not None:
+                try:
+                    writer.finish_run(settings, interrupted=stats.interrupted)
+                except BookmarkEnrichError as exc:  # reported after the summary
+                    late = exc
         finally:
             sink.close(commit=committed)
+            if writer is not None:
+                writer.close()
             src.close()
         if not quiet:
             print_summary(err, stats)
+            if writer is not None and late is None:
+                _say(writer.summary_line())
+        if late is not None:
+            raise late
         if stats.interrupted:
             raise typer.Exit(EXIT_INTERRUPTED)
         if stats.failed or stats.partial or stats.fatal_issues:
@@ -389,6 +464,57 @@ def worker(
         asyncio.run(run_worker(settings, queue, name=queue_name, idle_timeout=idle_timeout,
                                notify=lambda m: err.print(m, markup=False, highlight=False,
                                                           soft_wrap=True)))
+
+    guarded(body)
+
+
+@app.command("writeback")
+def writeback_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(
+        help="Bookmarks file or database URL that was enriched before.", show_default=False)],
+    input_format: InputFormatOpt = None,
+    url_field: UrlFieldOpt = None,
+    cache: CacheOpt = None,
+    table: TableOpt = None,
+    id_column: IdColumnOpt = None,
+    url_column: UrlColumnOpt = None,
+    where: WhereOpt = None,
+    dry_run: DryRunOpt = False,
+    no_backup: NoBackupOpt = False,
+    columns: ColumnsOpt = None,
+    column_prefix: ColumnPrefixOpt = "",
+    create_columns: CreateColumnsOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
+) -> None:
+    """Write what the cache holds for SOURCE back into it, without enriching again.
+
+    Finishes a run that enriched but could not write (the file changed, the
+    database was locked). With --dry-run the changes are printed on stdout.
+    """
+
+    def body() -> None:
+        from .writeback import open_writer
+
+        if source == "-":
+            raise fail("stdin has no source to write back to; name the file or database")
+        settings = settings_from_ctx(ctx)
+        src = open_source(source, input_format=input_format, url_field=url_field,
+                          **_db_options(table=table, id_column=id_column,
+                                        url_column=url_column, where=where))
+        try:
+            writer = open_writer(src, _writeback_options(
+                dry_run, no_backup, columns, column_prefix, create_columns),
+                typer.echo if dry_run else _say)
+            assert writer is not None
+            try:
+                writer.apply_cached(settings)
+            finally:
+                writer.close()
+        finally:
+            src.close()
+        if not quiet:
+            _say(writer.summary_line())
 
     guarded(body)
 

@@ -13,6 +13,8 @@ from tests.servers.pages import PageServer
 # Fixture modules for the other servers (LLM, Cobalt, S3, Postgres, Redis) register here.
 pytest_plugins: list[str] = []
 pytest_plugins.append("tests.fixtures_llm")
+pytest_plugins.append("tests.fixtures_redis")
+pytest_plugins.append("tests.fixtures_postgres")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

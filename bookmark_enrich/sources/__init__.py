@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
 from ..models import Bookmark, InputIssue
 from ..urls import InvalidURL, bookmark_key, normalize_url, resolve_url
+
+# Database schemes register themselves (psycopg is imported only when used).
+from . import db as _db  # noqa: F401
 from .base import FileFormat, RawRecord, ReadOptions, Source, find_url_field
 from .files import FileSource, detect_format
 from .registry import FORMATS, SCHEMES, register_format, register_scheme
@@ -24,6 +28,7 @@ __all__ = [
     "open_source",
     "register_format",
     "register_scheme",
+    "to_bookmark",
 ]
 
 
@@ -49,26 +54,27 @@ def iter_bookmarks(source: Source, url_field: str | None = None) -> Iterator[Boo
     """Turn a source's raw records into validated bookmarks, reporting the rest."""
     base_dir = source.base_dir
     for item in source.read():
-        if isinstance(item, InputIssue):
-            yield item
-            continue
-        record = item.record
-        field = item.url_field or find_url_field(record.keys(), url_field)
-        raw_url = record.get(field) if field is not None else None
-        if not isinstance(raw_url, str) or not raw_url.strip():
-            yield InputIssue(item.position, "record has no URL")
-            continue
-        try:
-            url = resolve_url(raw_url, base_dir)
-        except InvalidURL as exc:
-            yield InputIssue(item.position, str(exc))
-            continue
-        normalized = normalize_url(url)
-        yield Bookmark(
-            url=url,
-            normalized=normalized,
-            key=bookmark_key(normalized),
-            record=record,
-            position=item.position,
-            source_id=item.source_id,
-        )
+        yield item if isinstance(item, InputIssue) else to_bookmark(item, base_dir, url_field)
+
+
+def to_bookmark(item: RawRecord, base_dir: Path | None,
+                url_field: str | None = None) -> Bookmark | InputIssue:
+    """One raw record as a bookmark (URL found, resolved, keyed), or why it is not one."""
+    record = item.record
+    field = item.url_field or find_url_field(record.keys(), url_field)
+    raw_url = record.get(field) if field is not None else None
+    if not isinstance(raw_url, str) or not raw_url.strip():
+        return InputIssue(item.position, "record has no URL")
+    try:
+        url = resolve_url(raw_url, base_dir)
+    except InvalidURL as exc:
+        return InputIssue(item.position, str(exc))
+    normalized = normalize_url(url)
+    return Bookmark(
+        url=url,
+        normalized=normalized,
+        key=bookmark_key(normalized),
+        record=record,
+        position=item.position,
+        source_id=item.source_id,
+    )

@@ -1,0 +1,398 @@
+"""Rewrite a bookmarks file with its enrichment, atomically, by container shape.
+
+The file is re-read in order after the run and each record's results come from
+the cache, so nothing is held in memory. JSON and JSON Lines records gain one
+``enrichment`` key; CSV rows gain ``enrich_*`` columns; Netscape HTML gains
+``TAGS`` and a ``<DD>`` summary. Everything else stays as it was. The new file
+is written beside the old one, fsynced and renamed over it; the old one is kept
+as ``FILE.bak`` unless ``--no-backup``. A file that changed since it was read is
+left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import html
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+
+from ..cache import ResultCache
+from ..errors import InputError, UsageError
+from ..models import InputIssue
+from ..settings import Settings
+from ..sources import FileSource, RawRecord
+from ..sources.base import text_stream
+from .base import (
+    Report,
+    WritebackConflict,
+    WritebackOptions,
+    Writer,
+    cached_records,
+    change_line,
+    describe_changes,
+    writeback_stages,
+)
+
+__all__ = ["CSV_FIELDS", "FileWriter"]
+
+CSV_PREFIX = "enrich_"
+CSV_FIELDS = (
+    "status", "errors", "title", "author", "date", "site_name", "description", "language",
+    "image", "final_url", "http_status", "content_type", "summary", "keywords", "tags",
+    "summarizer", "model", "media",
+)
+"""CSV columns added (each prefixed ``enrich_``), as ``-o out.csv`` writes them."""
+
+_ANCHOR = re.compile(rb"<a(?=[\s>])", re.IGNORECASE)
+_TAG_END = re.compile(rb">")
+_TAGS_ATTR = re.compile(rb"""\sTAGS\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE)
+_A_CLOSE = re.compile(rb"</a\s*>", re.IGNORECASE)
+
+Results = Iterator[tuple[RawRecord, dict[str, Any] | None]]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "|".join(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+class _ByPosition:
+    """Output records looked up by source position, walking forward only."""
+
+    def __init__(self, results: Results) -> None:
+        self._results = results
+        self._next: tuple[RawRecord, dict[str, Any] | None] | None = None
+
+    def take(self, position: int) -> list[tuple[RawRecord, dict[str, Any] | None]]:
+        """Every (raw, record) at ``position``, skipping earlier ones not asked for."""
+        found: list[tuple[RawRecord, dict[str, Any] | None]] = []
+        while True:
+            if self._next is None:
+                self._next = next(self._results, None)
+                if self._next is None:
+                    return found
+            if self._next[0].position > position:
+                return found
+            if self._next[0].position == position:
+                found.append(self._next)
+            self._next = None
+
+
+class FileWriter(Writer):
+    """Rewrites a JSON, JSON Lines, CSV or Netscape HTML file with its enrichment."""
+
+    def __init__(self, source: FileSource, options: WritebackOptions, report: Report,
+                 *, fail_before_rename: Callable[[], None] | None = None) -> None:
+        super().__init__(options, report)
+        assert source.path is not None
+        self.source = source
+        self.path = source.path
+        fmt = source.format
+        if fmt.writeback_refusal:
+            raise UsageError(fmt.writeback_refusal)
+        if fmt.container not in ("json", "jsonl", "csv", "netscape"):
+            raise UsageError(f"{source.display}: {fmt.name} files cannot be written back; "
+                             "write the results elsewhere with -o FILE")
+        self.container = fmt.container
+        self.baseline = source.stat
+        self._before_rename = fail_before_rename
+        if not options.dry_run:
+            self._check_writable()
+
+    def _check_writable(self) -> None:
+        folder = self.path.resolve().parent
+        if not os.access(self.path, os.W_OK):
+            raise InputError(f"{self.source.display}: file is read-only; cannot write back "
+                             "(write the results elsewhere with -o FILE)")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"{self.source.display}: folder {folder} is not writable; "
+                             "cannot write back (use -o FILE)")
+
+    def _current_stat(self) -> tuple[int, int]:
+        st = os.stat(self.path)
+        return (st.st_size, st.st_mtime_ns)
+
+    def _check_unchanged(self) -> None:
+        if self._current_stat() != self.baseline:
+            raise WritebackConflict(
+                f"{self.source.display} changed on disk since it was read; not overwritten. "
+                f"The results are in the cache: run `bookmark-enrich writeback "
+                f"{self.source.display}` to apply them")
+
+    # ------------------------------------------------------------ lifecycle
+    def finish_run(self, settings: Settings, *, interrupted: bool) -> None:
+        if interrupted:
+            self.report(f"interrupted: {self.source.display} was not rewritten; "
+                        f"`bookmark-enrich writeback {self.source.display}` applies the "
+                        "finished results")
+            return
+        self.apply_cached(settings)
+
+    def apply_cached(self, settings: Settings) -> None:
+        """Rewrite the file from what the cache holds (or, dry run, print the changes)."""
+        self._check_unchanged()
+        with ResultCache(settings.cache) as cache, writeback_stages(settings) as stages, \
+                open(self.path, "rb") as raw, open(self.path, "rb") as again:
+
+            def results(stream: IO[bytes]) -> Results:
+                # The format's own reader gives the records (and so the keys) the run saw.
+                items: Iterator[RawRecord | InputIssue] = self.source.format.read(
+                    stream, self.source.options)
+                return cached_records(items, cache=cache, stages=stages,
+                                      base_dir=self.source.base_dir,
+                                      url_field=self.source.options.url_field,
+                                      include_text=settings.include_text)
+
+            rewrite = {"json": self._json, "jsonl": self._jsonl, "csv": self._csv,
+                       "netscape": self._netscape}[self.container]
+            if self.options.dry_run:
+                for _ in rewrite(raw, _ByPosition(results(again))):
+                    pass
+                return
+            self._atomic(lambda out: out.writelines(rewrite(raw, _ByPosition(results(again)))))
+
+    def _atomic(self, write: Callable[[IO[bytes]], None]) -> None:
+        folder = self.path.resolve().parent
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".writeback",
+                                        dir=folder)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, os.stat(self.path).st_mode & 0o7777)
+            if self._before_rename is not None:
+                self._before_rename()
+            self._check_unchanged()
+            if self.options.backup:
+                self._backup()
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        with contextlib.suppress(OSError):
+            dfd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _backup(self) -> None:
+        """FILE.bak becomes the current file (a hard link: no copy, swapped atomically)."""
+        bak = self.path.with_name(self.path.name + ".bak")
+        tmp = self.path.with_name(f".{self.path.name}.bak.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(self.path, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copy2(self.path, tmp)
+        os.replace(tmp, bak)
+
+    def _note(self, label: str, added: list[str], changed: list[str]) -> None:
+        self.seen += 1
+        if added or changed:
+            self.changed += 1
+            if self.options.dry_run:
+                self.report(change_line(label, added, changed))
+
+    # ---------------------------------------------------------- containers
+    def _enrich_object(self, value: Any, record: dict[str, Any], label: str) -> Any:
+        enrichment = record.get("enrichment") or {}
+        if not enrichment:
+            self._note(label, [], [])
+            return value
+        obj = value if isinstance(value, dict) else {"url": value}
+        previous = obj.get("enrichment")
+        old: dict[str, Any] = previous if isinstance(previous, dict) else {}
+        added, changed = describe_changes(old, enrichment)
+        removed = [k for k in old if k not in enrichment]
+        self._note(label, [f"enrichment.{k}" for k in added],
+                   [f"enrichment.{k}" for k in changed + removed])
+        return {**obj, "enrichment": enrichment}
+
+    def _json(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
+        """A JSON array: one item per line, items in their order, objects gain enrichment."""
+        index = 0
+        yield b"["
+        for value in ijson.items(raw, "item", use_float=True):
+            index += 1
+            hits = found.take(index)
+            record = hits[0][1] if hits else None
+            if record is not None:
+                value = self._enrich_object(value, record, f"record {index}")
+            yield (b"\n" if index == 1 else b",\n") + _dumps(value).encode()
+        yield b"\n]\n" if index else b"]\n"
+
+    def _jsonl(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
+        """JSON Lines: lines without results are copied byte for byte."""
+        for lineno, line in enumerate(raw, start=1):
+            hits = found.take(lineno)
+            record = hits[0][1] if hits else None
+            if record is None:
+                yield line
+                continue
+            text = line.decode("utf-8-sig" if lineno == 1 else "utf-8", "surrogateescape")
+            value = json.loads(text)
+            end = b"\r\n" if line.endswith(b"\r\n") else b"\n" if line.endswith(b"\n") else b""
+            new = self._enrich_object(value, record, f"line {lineno}")
+            yield line if new is value else _dumps(new).encode("utf-8", "surrogateescape") + end
+
+    def _csv(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
+        """CSV: the header gains enrich_* columns (reused when present), rows their values."""
+        text = text_stream(raw)
+        first = text.readline()
+        try:
+            dialect: Any = csv.Sniffer().sniff(first.split("\n", 1)[0] + "\n", delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        ending = "\r\n" if first.endswith("\r\n") else "\n"
+
+        def lines() -> Iterator[str]:
+            yield first
+            yield from text
+
+        reader = csv.reader(lines(), dialect)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, dialect, lineterminator=ending)
+
+        def emit(row: list[str]) -> bytes:
+            writer.writerow(row)
+            out = buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            return out.encode("utf-8", "surrogateescape")
+
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [h.strip() for h in header]
+        columns = [CSV_PREFIX + f for f in CSV_FIELDS]
+        index = {c: names.index(c) if c in names else None for c in columns}
+        new_header = list(header)
+        for c in columns:
+            if index[c] is None:
+                index[c] = len(new_header)
+                new_header.append(c)
+        width = len(new_header)
+        yield emit(new_header)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise WritebackConflict(f"{self.source.display}: line {reader.line_num}: "
+                                        f"bad CSV row ({exc}); not rewritten") from None
+            hits = found.take(reader.line_num)
+            record = hits[0][1] if hits else None
+            if len(row) > len(header) or not row:
+                yield emit(row)  # a row with extra cells or a blank line: keep it as it is
+                continue
+            row = row + [""] * (width - len(row))
+            if record is not None:
+                values = {CSV_PREFIX + "status": record.get("status"),
+                          CSV_PREFIX + "errors": ";".join(
+                              f"{e['stage']}:{e['reason']}" for e in record.get("errors", [])),
+                          **{CSV_PREFIX + f: (record.get("enrichment") or {}).get(f)
+                             for f in CSV_FIELDS[2:]}}
+                cells = {c: _cell(v) for c, v in values.items()}
+                old = {c: row[i] for c, i in index.items() if i is not None}
+                added, changed = describe_changes(old, {c: v or None for c, v in cells.items()})
+                self._note(f"line {reader.line_num}", added, changed)
+                for c, v in cells.items():
+                    i = index[c]
+                    assert i is not None
+                    row[i] = v
+            yield emit(row)
+
+    def _netscape(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
+        """Netscape HTML, line by line: anchors gain TAGS, entries without a note gain <DD>."""
+        for lineno, line in enumerate(raw, start=1):
+            hits = found.take(lineno)
+            if all(rec is None for _, rec in hits):
+                yield line
+                continue
+            yield self._netscape_line(line, lineno, hits)
+
+    def _netscape_line(self, line: bytes, lineno: int,
+                       hits: list[tuple[RawRecord, dict[str, Any] | None]]) -> bytes:
+        anchors = list(_ANCHOR.finditer(line))
+        # The reader and this scan agree on anchors per line in all but odd markup;
+        # when they do not, the line is kept rather than guessed at.
+        if len(anchors) != len(hits):
+            return line
+        pieces: list[bytes] = []
+        cursor = 0
+        indent = line[: len(line) - len(line.lstrip())]
+        for (raw_rec, record), match in zip(hits, anchors, strict=True):
+            if record is None:
+                continue
+            enrichment = record.get("enrichment") or {}
+            tags = [t for t in enrichment.get("tags") or [] if isinstance(t, str)]
+            summary = enrichment.get("summary")
+            end = _TAG_END.search(line, match.end())
+            if end is None:
+                continue
+            pieces.append(line[cursor: match.start()])
+            tag = line[match.start(): end.end()]
+            added: list[str] = []
+            changed: list[str] = []
+            if tags:
+                tag, what = _with_tags(tag, tags)
+                (added if what == "add" else changed if what == "change" else []).append("TAGS")
+            pieces.append(tag)
+            cursor = end.end()
+            if isinstance(summary, str) and summary.strip() and \
+                    "description" not in raw_rec.record:
+                close = _A_CLOSE.search(line, cursor)
+                if close is not None:
+                    pieces.append(line[cursor: close.end()])
+                    cursor = close.end()
+                    dd = b"<DD>" + html.escape(" ".join(summary.split()), quote=False).encode()
+                    rest = line[cursor:]
+                    if rest.strip():
+                        pieces.append(dd)
+                    else:
+                        pieces.append(b"\n" + indent.replace(b"\n", b"") + dd)
+                    added.append("DD")
+            self._note(f"line {lineno}", added, changed)
+        pieces.append(line[cursor:])
+        return b"".join(pieces)
+
+
+def _with_tags(tag: bytes, tags: list[str]) -> tuple[bytes, str]:
+    """The <A ...> tag with ``tags`` merged into TAGS (existing ones first)."""
+    match = _TAGS_ATTR.search(tag)
+    if match is None:
+        value = html.escape(",".join(tags), quote=True).encode()
+        return tag[:-1] + b' TAGS="' + value + b'"' + tag[-1:], "add"
+    raw = match.group(1).decode("utf-8", "surrogateescape").strip("\"'")
+    have = [t.strip() for t in html.unescape(raw).split(",") if t.strip()]
+    lower = {t.lower() for t in have}
+    merged = have + [t for t in tags if t.lower() not in lower]
+    if merged == have:
+        return tag, "same"
+    value = html.escape(",".join(merged), quote=True).encode("utf-8", "surrogateescape")
+    new = tag[: match.start(1)] + b'"' + value + b'"' + tag[match.end(1):]
+    return new, "change" if have else "add"
