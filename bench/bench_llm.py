@@ -22,9 +22,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bookmark_enrich import enrich, load_settings, open_source  # noqa: E402
-from tests.servers.llm import LLMServer  # noqa: E402
-from tests.servers.pages import PageServer  # noqa: E402
+from bookmark_enrich import enrich, load_settings, open_source
+from tests.servers.llm import LLMServer
+from tests.servers.pages import PageServer
 
 
 def run(urls: list[str], llm: LLMServer, cache: Path, concurrency: int) -> tuple[float, Any]:

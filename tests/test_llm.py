@@ -84,7 +84,7 @@ def test_invalid_json_gets_one_repair_request(pages: PageServer, llm: LLMServer)
     llm.modes = {"invalid_first"}
     records, _ = summarize([pages.url("/article/repair")])
     assert records[0]["status"] == "ok"
-    first, repair = llm.chat_requests
+    _first, repair = llm.chat_requests
     assert repair["messages"][-2]["role"] == "assistant"
     assert "not valid: invalid JSON" in repair["messages"][-1]["content"]
 
@@ -421,3 +421,14 @@ def test_health_checks(llm: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
     assert [c.status for c in checks] == ["fail"]
     checks = asyncio.run(provider(load_settings(enable_ai_summarization=False), {}))
     assert [c.status for c in checks] == ["skip"]
+
+
+def test_book_length_page_costs_at_most_sixteen_parts(pages: PageServer,
+                                                      llm: LLMServer) -> None:
+    llm.context_length = 1024
+    records, _ = summarize([pages.add("book", long_page(120))], lm_studio_max_tokens=200)
+    assert records[0]["status"] == "ok", records[0]["errors"]
+    users = [c["messages"][1]["content"] for c in llm.chat_requests]
+    page_parts = [u for u in users if "of 16 of a long page" in u]
+    assert len(page_parts) == 16 and llm.rejected == []
+    assert "Combine them" in users[-1]  # the part summaries, themselves reduced to fit

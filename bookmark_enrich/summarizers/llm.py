@@ -42,6 +42,8 @@ __all__ = [
 PROMPT_VERSION = "1"
 MAX_KEYWORDS = 10
 MAX_OFFERED_TAGS = 30
+MAX_PARTS = 16
+"""A book-length page is read up to this many context-sized parts, not to its end."""
 _MESSAGE_OVERHEAD = 8
 """Tokens a chat template adds around each message."""
 _SAFETY = 64
@@ -344,7 +346,7 @@ class LLMSummarizer:
         if depth >= 3:
             raise StageError("context_overflow", "the page is too long to summarize within "
                              f"a context of {self.client.context_length} tokens")
-        chunks = split_text(text, budget)
+        chunks = split_text(text, budget)[:MAX_PARTS]
         parts = await asyncio.gather(*(
             self._ask(system, self._user("part", chunk, meta, (i, len(chunks))))
             for i, chunk in enumerate(chunks, 1)
