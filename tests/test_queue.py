@@ -1,0 +1,412 @@
+"""Scale-out: `run --queue` coordinates `worker` processes over Redis (taskiq)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bookmark_enrich import __version__, enrich, load_settings, open_source
+from bookmark_enrich.errors import UsageError
+from bookmark_enrich.models import Bookmark, StageOutcome
+from bookmark_enrich.stages import build_stages
+from tests.fixtures_redis import RedisQueue
+from tests.helpers import CORE_ONLY, cli, jsonl, run_library
+from tests.servers.pages import PageServer
+
+queue = pytest.importorskip("bookmark_enrich.queue")
+
+# Extraction in a thread: no process pool per worker subprocess (2 cores for everyone).
+QENV = {**CORE_ONLY, "BOOKMARK_ENRICH_EXTRACT_PROCESSES": "0"}
+
+
+@pytest.fixture
+def slow_pages() -> Iterator[PageServer]:
+    server = PageServer(latency=0.3).start()
+    yield server
+    server.stop()
+
+
+# ---------------------------------------------------------------------- helpers
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, **QENV, **(extra or {})}
+
+
+def start_worker(q: RedisQueue, *extra: str, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookmark_enrich", "worker", *q.args(), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(env))
+
+
+def start_coordinator(q: RedisQueue, source: Path, cache: Path, *extra: str,
+                      env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookmark_enrich", "run", str(source), *q.args(), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_env({"BOOKMARK_ENRICH_CACHE": str(cache), **(env or {})}))
+
+
+def live_workers(q: RedisQueue) -> list[dict[str, Any]]:
+    client: Any = q.server.client()
+    with client:
+        keys = list(client.scan_iter(match=f"{q.name}:workers:*"))
+        return [json.loads(v) for v in client.mget(keys) if v] if keys else []
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def terminate(*procs: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as a service manager stops a worker; kill what is still there after 15 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without what differs between any two runs (timings, cache flags)."""
+    out = []
+    for r in sorted(records, key=lambda r: r["position"]):
+        r = {k: v for k, v in r.items() if k != "cached"}
+        r["stages"] = {n: {k: v for k, v in s.items() if k not in ("duration_ms", "cached")}
+                       for n, s in r["stages"].items()}
+        out.append(r)
+    return out
+
+
+def write_urls(path: Path, urls: list[str]) -> Path:
+    path.write_text("\n".join(urls) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------- unit level
+def test_outcomes_and_bookmarks_survive_json() -> None:
+    outcome = StageOutcome.ok({"title": "T", "tags": ["a"]}, text="body", attempts=2,
+                              duration=0.5, fingerprint="abc")
+    outcome.payload = object()  # in-memory only: never sent
+    data = json.loads(json.dumps(queue.outcome_to_json(outcome)))
+    back = queue.outcome_from_json(data)
+    assert (back.status, back.output, back.text, back.attempts, back.fingerprint) == \
+        ("ok", {"title": "T", "tags": ["a"]}, "body", 2, "abc")
+    assert back.payload is None and back.cached is False
+    failed = queue.outcome_from_json(queue.outcome_to_json(StageOutcome.failed("timeout", "slow")))
+    assert (failed.status, failed.reason, failed.message) == ("failed", "timeout", "slow")
+    with pytest.raises(ValueError):
+        queue.outcome_from_json({"status": "weird"})
+    bm = Bookmark("http://x/a", "http://x/a", "k1", {"url": "http://x/a", "n": 1}, 3, source_id=9)
+    again = queue.bookmark_from_json(json.loads(json.dumps(queue.bookmark_to_json(bm))))
+    assert (again.url, again.key, again.record, again.position, again.source_id) == \
+        (bm.url, bm.key, bm.record, 3, None)
+
+
+def _in_memory_run(lines: list[str], monkeypatch: pytest.MonkeyPatch, *, batch_size: int = 3
+                   ) -> tuple[list[dict[str, Any]], list[str]]:
+    """A queued run in this process: taskiq's in-memory broker instead of Redis."""
+    settings = load_settings(enable_ai_summarization=False, enable_media_download=False,
+                             extract_processes=0)
+    records: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+    async def go() -> None:
+        conn = queue.QueueConnection.in_memory()
+        info = queue.WorkerInfo(id="t", host="test", pid=1, version=__version__, concurrency=4)
+        handler, aclose = queue.batch_handler(settings, worker=info)
+        monkeypatch.setattr(queue, "_HANDLER", handler)
+        stages = build_stages(settings)
+        executor = queue.RemoteExecutor(conn, {s.name: s.fingerprint() for s in stages},
+                                        notify=notes.append, batch_size=batch_size, capacity=4)
+        src = open_source("-", stdin=io.BytesIO(("\n".join(lines) + "\n").encode()))
+        try:
+            async with executor:
+                await enrich(src, settings, sink=records.append, stages=stages,
+                             executor=executor)
+        finally:
+            await aclose()
+
+    asyncio.run(go())
+    return records, notes
+
+
+def test_in_memory_queue_matches_a_local_run(pages: PageServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = [pages.url(f"/article/m{i}") for i in range(7)] + [pages.url("/status/404")]
+    queued, _ = _in_memory_run(urls, monkeypatch)
+    assert len(queued) == len(urls)
+    # A second, local run finds everything the "workers" did in the cache.
+    local, stats = run_library(urls)
+    assert stats.cached == len(urls)
+    assert comparable(queued) == comparable(local)
+    assert next(r for r in queued if r["url"].endswith("/status/404"))["status"] == "failed"
+
+
+def test_worker_refuses_a_message_of_another_version() -> None:
+    settings = load_settings(enable_ai_summarization=False, enable_media_download=False)
+    info = queue.WorkerInfo(id="t", host="h", pid=7, version=__version__, concurrency=2)
+    handler, aclose = queue.batch_handler(settings, worker=info)
+
+    async def go() -> dict[str, Any]:
+        try:
+            reply = await handler(json.dumps({"version": "0.0.1", "items": []}))
+        finally:
+            await aclose()
+        return dict(json.loads(reply))
+
+    reply = asyncio.run(go())
+    assert reply == {"refused": "version", "version": __version__, "worker": "h:7"}
+
+
+def test_coordinator_keeps_the_first_result_per_bookmark() -> None:
+    async def go() -> tuple[dict[str, StageOutcome], list[str]]:
+        conn = queue.QueueConnection.in_memory()
+        notes: list[str] = []
+        ex = queue.RemoteExecutor(conn, {"fetch": "coordinator-fp"}, notify=notes.append)
+        bm = Bookmark("http://x/a", "http://x/a", "k1", {}, 1)
+        future = asyncio.get_running_loop().create_future()
+        item = queue._Item(bm, {}, {"fetch"}, future)
+        ex._sent = {"t1": queue._Sent([item]), "t2": queue._Sent([item])}
+        ex._inflight = 2
+
+        def reply(title: str) -> SimpleNamespace:
+            out = queue.outcome_to_json(StageOutcome.ok({"title": title}, fingerprint="w"))
+            return SimpleNamespace(is_err=False, return_value=json.dumps(
+                {"items": [{"key": "k1", "outcomes": {"fetch": out}}]}))
+
+        ex._settle("t1", reply("first"))
+        ex._settle("t2", reply("second"))  # a redelivered copy: dropped
+        ex._settle("t3", reply("unknown"))  # not ours: ignored
+        return future.result(), notes
+
+    outcomes, _ = asyncio.run(go())
+    assert outcomes["fetch"].output == {"title": "first"}
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "bookmark_enrich.queue")
+    monkeypatch.setitem(sys.modules, "taskiq", None)
+    with pytest.raises(UsageError) as info:
+        importlib.import_module("bookmark_enrich.queue")
+    assert "pip install 'bookmark-enrich[queue]'" in str(info.value)
+    assert info.value.exit_code == 2
+
+
+# ---------------------------------------------------------------------- bad input
+def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
+    for args in (["run", str(source), "--queue", "redis://127.0.0.1:9/0"],
+                 ["worker", "--queue", "redis://127.0.0.1:9/0"]):
+        proc = cli(*args, env=QENV)
+        err = proc.stderr.decode()
+        assert proc.returncode == 3, err
+        assert "cannot reach the queue at redis://127.0.0.1:9/0" in err
+        assert "Traceback" not in err and proc.stdout == b""
+
+
+def test_queue_url_must_be_redis_and_password_stays_hidden(tmp_path: Path) -> None:
+    source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
+    proc = cli("run", str(source), "--queue", "http://user:secret@host/", env=QENV)
+    assert proc.returncode == 2
+    assert "--queue must be a redis:// URL" in proc.stderr.decode()
+    proc = cli("worker", "--queue", "redis://:hunter2@127.0.0.1:9/0", env=QENV)
+    assert proc.returncode == 3
+    assert "hunter2" not in proc.stderr.decode() and "***" in proc.stderr.decode()
+
+
+@pytest.mark.redis
+def test_no_workers_said_after_grace_then_no_worker_timeout(
+        redis_queue: RedisQueue, tmp_path: Path) -> None:
+    client: Any = redis_queue.server.client()
+    with client:  # a worker of another version is alive: it must not get the work
+        client.set(f"{redis_queue.name}:workers:old", json.dumps(
+            {"id": "old", "host": "oldbox", "pid": 1, "version": "0.0.1", "concurrency": 8}),
+            ex=30)
+    source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
+    proc = cli("run", str(source), *redis_queue.args(), "--no-worker-timeout", "1", env=QENV)
+    err = proc.stderr.decode()
+    assert proc.returncode == 3, err
+    assert "worker oldbox:1 runs bookmark-enrich 0.0.1, this coordinator " \
+        f"{__version__}: it gets no work (versions must match)" in err
+    assert "no worker is listening on redis://127.0.0.1:6379/0" in err
+    assert "error: no worker took the work within 1s (--no-worker-timeout)" in err
+    assert "Traceback" not in err and proc.stdout == b""
+
+
+# ---------------------------------------------------------------------- with Redis
+@pytest.mark.redis
+def test_two_workers_match_a_local_run_and_rerun_is_cached(
+        redis_queue: RedisQueue, pages: PageServer, tmp_path: Path) -> None:
+    urls = [pages.url(f"/article/q{i}") for i in range(30)] + \
+        [pages.url("/status/404"), pages.url(f"/article/q{3}")]  # a duplicate too
+    source = write_urls(tmp_path / "urls.txt", urls)
+    workers = [start_worker(redis_queue, "-c", "4") for _ in range(2)]
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 2, "two workers")
+        assert {w["version"] for w in live_workers(redis_queue)} == {__version__}
+        cache = tmp_path / "coord.sqlite"
+        proc = start_coordinator(redis_queue, source, cache, "--batch-size", "3")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err.decode()  # the 404 bookmark failed
+        queued = jsonl(out)
+        hits = pages.hits.copy()
+        again = start_coordinator(redis_queue, source, cache, "-q")
+        out2, err2 = again.communicate(timeout=60)
+        assert again.returncode == 1, err2.decode()
+        rerun_hits = pages.hits.copy()
+    finally:
+        terminate(*workers)
+    assert len(queued) == len(urls)
+    assert b"2 worker(s)" in err and b"Traceback" not in err
+    local = jsonl(cli("run", str(source), env={**QENV, "BOOKMARK_ENRICH_CACHE":
+                                               str(tmp_path / "local.sqlite")}).stdout)
+    assert comparable(queued) == comparable(local)
+    # Workers' results are valid for the coordinator's next run: nothing is redone.
+    assert rerun_hits == hits
+    assert all(r["cached"] for r in jsonl(out2))
+    # Gracefully stopped workers leave nothing behind but the (empty) stream itself.
+    assert redis_queue.server.keys(redis_queue.name) == [f"{redis_queue.name}:v{__version__}:tasks"]
+    client: Any = redis_queue.server.client()
+    with client:
+        assert client.xlen(f"{redis_queue.name}:v{__version__}:tasks") == 0
+
+
+@pytest.mark.redis
+def test_default_stages_through_the_queue_match_a_local_run(
+        redis_queue: RedisQueue, pages: PageServer, llm: Any, tmp_path: Path) -> None:
+    # Every stage enabled by default, the summarizer talking to the fake LLM server.
+    defaults = {"ENABLE_AI_SUMMARIZATION": "true", "ENABLE_MEDIA_DOWNLOAD": "true"}
+    urls = [pages.url(f"/article/d{i}") for i in range(6)]
+    source = write_urls(tmp_path / "urls.txt", urls)
+    worker = start_worker(redis_queue, env=defaults)
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
+        proc = start_coordinator(redis_queue, source, tmp_path / "c.sqlite", "-q", env=defaults)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop(worker)
+    local = cli("run", str(source), "-q", env={
+        **QENV, **defaults, "BOOKMARK_ENRICH_CACHE": str(tmp_path / "l.sqlite")})
+    assert proc.returncode == local.returncode, err.decode()
+    assert comparable(jsonl(out)) == comparable(jsonl(local.stdout))
+
+
+@pytest.mark.redis
+def test_sigkilled_worker_loses_no_bookmark_and_duplicates_none(
+        redis_queue: RedisQueue, slow_pages: PageServer, tmp_path: Path) -> None:
+    urls = [slow_pages.url(f"/article/k{i}") for i in range(24)]
+    source = write_urls(tmp_path / "urls.txt", urls)
+    doomed = start_worker(redis_queue, "-c", "4", "--idle-timeout", "1")
+    wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
+    proc = start_coordinator(redis_queue, source, tmp_path / "c.sqlite", "--batch-size", "2")
+    try:
+        wait_for(lambda: sum(slow_pages.hits.values()) >= 4, "the worker to start fetching")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        survivor = start_worker(redis_queue, "-c", "8", "--idle-timeout", "1")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop(doomed, proc)
+    stop(survivor)
+    assert proc.returncode == 0, err.decode()
+    records = jsonl(out)
+    assert sorted(r["url"] for r in records) == sorted(urls)  # each once
+    assert all(r["status"] == "ok" for r in records)
+
+
+@pytest.mark.redis
+def test_sigterm_worker_finishes_what_it_runs_and_hands_back_the_rest(
+        redis_queue: RedisQueue, slow_pages: PageServer, tmp_path: Path) -> None:
+    urls = [slow_pages.url(f"/article/t{i}") for i in range(16)]
+    source = write_urls(tmp_path / "urls.txt", urls)
+    first = start_worker(redis_queue, "-c", "4")  # the default idle timeout: 30 s
+    wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
+    proc = start_coordinator(redis_queue, source, tmp_path / "c.sqlite", "--batch-size", "2")
+    try:
+        wait_for(lambda: sum(slow_pages.hits.values()) >= 2, "the worker to start fetching")
+        first.send_signal(signal.SIGTERM)
+        _, first_err = first.communicate(timeout=10)
+        assert first.returncode == 0, first_err.decode()
+        second = start_worker(redis_queue, "-c", "8")
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        # Handed back at once: nobody waited for the 30 s idle timeout.
+        assert time.monotonic() - started < 25
+    finally:
+        stop(first, proc)
+    stop(second)
+    assert b"worker: stopping; finishing" in first_err and b"Traceback" not in first_err
+    assert proc.returncode == 0, err.decode()
+    assert sorted(r["url"] for r in jsonl(out)) == sorted(urls)
+
+
+@pytest.mark.redis
+def test_restarted_coordinator_does_not_redo_what_is_cached(
+        redis_queue: RedisQueue, slow_pages: PageServer, tmp_path: Path) -> None:
+    urls = [slow_pages.url(f"/article/r{i}") for i in range(40)]
+    source = write_urls(tmp_path / "urls.txt", urls)
+    cache = tmp_path / "c.sqlite"
+    workers = [start_worker(redis_queue, "-c", "4") for _ in range(2)]
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 2, "two workers")
+        proc = start_coordinator(redis_queue, source, cache, "--batch-size", "2")
+        wait_for(lambda: len(_finished_urls(cache)) >= 8, "cached results", timeout=60)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        finished = _finished_urls(cache)
+        assert 0 < len(finished) < len(urls)
+        hits_after_kill = slow_pages.hits.copy()
+        again = start_coordinator(redis_queue, source, cache, "-q")
+        out, err = again.communicate(timeout=60)
+    finally:
+        stop(*workers)
+    assert again.returncode == 0, err.decode()
+    records = jsonl(out)
+    assert sorted(r["url"] for r in records) == sorted(urls)
+    for url in finished:
+        path = url.removeprefix(slow_pages.base)
+        assert slow_pages.hits[path] == hits_after_kill[path]
+        assert next(r for r in records if r["url"] == url)["cached"] is True
+
+
+def _finished_urls(cache: Path) -> set[str]:
+    import sqlite3
+
+    if not cache.exists():
+        return set()
+    try:
+        with sqlite3.connect(cache) as db:
+            return {row[0] for row in db.execute(
+                "SELECT b.url FROM bookmarks b JOIN results r ON r.key = b.key "
+                "WHERE r.stage = 'extract' AND r.status = 'ok'")}
+    except sqlite3.OperationalError:
+        return set()
