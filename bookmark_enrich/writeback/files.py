@@ -263,18 +263,22 @@ class FileWriter(Writer):
         text = text_stream(raw)
         first = text.readline()
         try:
-            dialect: Any = csv.Sniffer().sniff(first.split("\n", 1)[0] + "\n", delimiters=",;\t")
+            delimiter = csv.Sniffer().sniff(first.split("\n", 1)[0] + "\n",
+                                            delimiters=",;\t").delimiter
         except csv.Error:
-            dialect = csv.excel
+            delimiter = ","
+        # Only the delimiter is taken from the header: a header line says nothing about
+        # how cells quote, and standard quoting reads and writes every cell faithfully.
+        dialect = csv.excel
         ending = "\r\n" if first.endswith("\r\n") else "\n"
 
         def lines() -> Iterator[str]:
             yield first
             yield from text
 
-        reader = csv.reader(lines(), dialect)
+        reader = csv.reader(lines(), dialect, delimiter=delimiter)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, dialect, lineterminator=ending)
+        writer = csv.writer(buffer, dialect, delimiter=delimiter, lineterminator=ending)
 
         def emit(row: list[str]) -> bytes:
             writer.writerow(row)
