@@ -895,9 +895,11 @@ async def enrich_queued(source: Any, settings: Any, *, url: str, notify: Callabl
     from .stages import build_stages
 
     conn = QueueConnection.redis_url(url, name=name)
-    # The pipeline's concurrency is only the ceiling here; the executor paces the sending.
-    settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
+    # Here the stages only plan and shape records (built with the settings as given:
+    # their clients stay small); the pipeline's concurrency is just a ceiling, as the
+    # executor paces the sending by the live workers' capacity.
     stages = build_stages(settings)
+    settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
     executor = RemoteExecutor(conn, {s.name: s.fingerprint() for s in stages}, notify=notify,
                               batch_size=batch_size, no_worker_timeout=no_worker_timeout)
     try:
