@@ -410,3 +410,28 @@ def _finished_urls(cache: Path) -> set[str]:
                 "WHERE r.stage = 'extract' AND r.status = 'ok'")}
     except sqlite3.OperationalError:
         return set()
+
+
+@pytest.mark.redis
+def test_queue_health_lists_live_workers(redis_queue: RedisQueue) -> None:
+    from bookmark_enrich.services.queue_health import queue_checks
+
+    settings = load_settings()
+    assert asyncio.run(queue_checks(settings, {})) == []  # no --queue: nothing to say
+    options = {"queue": redis_queue.url, "queue_name": redis_queue.name}
+    checks = asyncio.run(queue_checks(settings, options))
+    assert [(c.name, c.status) for c in checks] == [("queue", "warn")]
+    assert "no live worker" in checks[0].detail
+    client: Any = redis_queue.server.client()
+    with client:
+        for wid, host, version in (("a", "gpu-box", __version__), ("b", "old-box", "0.0.1")):
+            client.set(f"{redis_queue.name}:workers:{wid}", json.dumps(
+                {"id": wid, "host": host, "pid": 7, "version": version, "concurrency": 16,
+                 "busy": 3, "done": 40}), ex=30)
+    checks = asyncio.run(queue_checks(settings, options))
+    assert [(c.name, c.status) for c in checks] == [
+        ("queue", "ok"), ("worker gpu-box:7", "ok"), ("worker old-box:7", "warn")]
+    assert "1 live worker(s), 16 bookmarks at once" in checks[0].detail
+    assert "0.0.1" in checks[2].detail and "gets no work" in checks[2].detail
+    down = asyncio.run(queue_checks(settings, {"queue": "redis://127.0.0.1:9/0"}))
+    assert down[0].status == "fail" and "cannot reach the queue" in down[0].detail
