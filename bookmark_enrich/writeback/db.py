@@ -33,7 +33,7 @@ TARGET_FIELDS = ("summary", "keywords", "tags", "media", "metadata", "enriched_a
 """What can be written, in this order; ``--columns`` picks some, ``field:column`` renames."""
 
 _OWN_FIELDS = ("summary", "keywords", "tags", "media", "text")
-_BATCH_ROWS = 500
+_BATCH_ROWS = 1000
 _BATCH_SECONDS = 1.0
 
 _PG_CREATE = {"summary": "text", "keywords": "text[]", "tags": "text[]", "media": "jsonb",
@@ -57,12 +57,15 @@ def target_values(record: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _json_text(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float):
         return value
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 class DbWriter(Writer):
@@ -77,6 +80,8 @@ class DbWriter(Writer):
         self.missing: list[str] = []
         self._batch: list[tuple[Any, dict[str, Any]]] = []
         self._last_flush = time.monotonic()
+        self._now = datetime.now(UTC)
+        """enriched_at of the batch being gathered (batches span at most a second)."""
         self._preflight()
 
     # ------------------------------------------------------------- targets
@@ -100,7 +105,8 @@ class DbWriter(Writer):
         src = self.source
         if isinstance(src, SqliteSource):
             self.conn = src.connect(readonly=False, timeout=src.busy_timeout)
-            self._check_sqlite_writable()
+            if not self.options.dry_run:
+                self._check_sqlite_writable()
             existing = {c.lower() for c in src.table_columns(self.conn) or []}
         else:
             assert isinstance(src, PostgresSource)
@@ -109,7 +115,10 @@ class DbWriter(Writer):
             self.types = {n: t for n, t in src.column_types(self.conn)}
             existing = {c.lower() for c in self.types}
         self.missing = [c for c in self.targets.values() if c.lower() not in existing]
-        if self.missing and not self.options.dry_run:
+        if self.missing and self.options.dry_run:
+            self.report(f"dry run: missing column(s) {', '.join(self.missing)} would need "
+                        "--create-columns")
+        elif self.missing:
             if not self.options.create_columns:
                 raise UsageError(
                     f"{src.display}: missing writeback column(s): {', '.join(self.missing)}; "
@@ -189,7 +198,7 @@ class DbWriter(Writer):
         if row_id is None:
             return
         self.seen += 1
-        values = target_values(record, datetime.now(UTC))
+        values = target_values(record, self._now)
         self._batch.append((row_id, {f: values[f] for f in self.targets}))
         if len(self._batch) >= _BATCH_ROWS or \
                 time.monotonic() - self._last_flush >= _BATCH_SECONDS:
@@ -198,6 +207,7 @@ class DbWriter(Writer):
     def flush(self) -> None:
         """Write (or, in a dry run, compare) the queued updates."""
         self._last_flush = time.monotonic()
+        self._now = datetime.now(UTC)
         if not self._batch:
             return
         batch, self._batch = self._batch, []
@@ -211,7 +221,11 @@ class DbWriter(Writer):
             for f in fields)
         sql = (f"UPDATE {quote_ident(self.source.table)} SET {sets} "
                f"WHERE {quote_ident(self.source.id_column or '')} = {ph}")
-        rows = [(*(self._encode(f, v[f]) for f in fields), row_id) for row_id, v in batch]
+        # One batch shares one enriched_at: encode it once, not per row.
+        stamp = {f: self._encode(f, v[f]) for row_id, v in batch[:1] for f in fields
+                 if f == "enriched_at"}
+        rows = [(*(stamp[f] if f in stamp else self._encode(f, v[f]) for f in fields), row_id)
+                for row_id, v in batch]
         try:
             if isinstance(self.source, SqliteSource):
                 self.conn.execute("BEGIN IMMEDIATE")

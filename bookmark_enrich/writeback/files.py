@@ -112,10 +112,18 @@ class FileWriter(Writer):
             raise UsageError(f"{source.display}: {fmt.name} files cannot be written back; "
                              "write the results elsewhere with -o FILE")
         self.container = fmt.container
+        if self.container == "json" and not self._top_level_array():
+            raise UsageError(f"{source.display}: only a top-level JSON array of records can be "
+                             "written back; write the results elsewhere with -o FILE")
         self.baseline = source.stat
         self._before_rename = fail_before_rename
         if not options.dry_run:
             self._check_writable()
+
+    def _top_level_array(self) -> bool:
+        with open(self.path, "rb") as f:
+            head = f.read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+        return head.startswith(b"[")
 
     def _check_writable(self) -> None:
         folder = self.path.resolve().parent
@@ -235,14 +243,21 @@ class FileWriter(Writer):
         """A JSON array: one item per line, items in their order, objects gain enrichment."""
         index = 0
         yield b"["
-        for value in ijson.items(raw, "item", use_float=True):
-            index += 1
-            hits = found.take(index)
-            record = hits[0][1] if hits else None
-            if record is not None:
-                value = self._enrich_object(value, record, f"record {index}")
-            yield (b"\n" if index == 1 else b",\n") + _dumps(value).encode()
+        try:
+            for value in ijson.items(raw, "item", use_float=True):
+                index += 1
+                yield self._json_item(index, value, found)
+        except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+            raise WritebackConflict(f"{self.source.display}: JSON broken after record {index} "
+                                    f"({exc}); not rewritten") from None
         yield b"\n]\n" if index else b"]\n"
+
+    def _json_item(self, index: int, value: Any, found: _ByPosition) -> bytes:
+        hits = found.take(index)
+        record = hits[0][1] if hits else None
+        if record is not None:
+            value = self._enrich_object(value, record, f"record {index}")
+        return (b"\n" if index == 1 else b",\n") + _dumps(value).encode()
 
     def _jsonl(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """JSON Lines: lines without results are copied byte for byte."""
@@ -378,7 +393,8 @@ class FileWriter(Writer):
                     if rest.strip():
                         pieces.append(dd)
                     else:
-                        pieces.append(b"\n" + indent.replace(b"\n", b"") + dd)
+                        newline = b"\r\n" if rest.endswith(b"\r\n") else b"\n"
+                        pieces.append(newline + indent.strip(b"\r\n") + dd)
                     added.append("DD")
             self._note(f"line {lineno}", added, changed)
         pieces.append(line[cursor:])
