@@ -283,18 +283,12 @@ class LLMClient:
         async with self._slots:
             start = time.perf_counter()
             try:
-                if response_format is None:
-                    resp = await self._openai.chat.completions.create(
-                        model=self.model, messages=messages,
-                        max_tokens=max_tokens or self.settings.lm_studio_max_tokens,
-                        temperature=self.settings.lm_studio_temperature,
-                    )
-                else:
-                    resp = await self._openai.chat.completions.create(
-                        model=self.model, messages=messages, response_format=response_format,
-                        max_tokens=max_tokens or self.settings.lm_studio_max_tokens,
-                        temperature=self.settings.lm_studio_temperature,
-                    )
+                resp = await self._openai.chat.completions.create(
+                    model=self.model, messages=messages,
+                    response_format=openai.omit if response_format is None else response_format,
+                    max_tokens=max_tokens or self.settings.lm_studio_max_tokens,
+                    temperature=self.settings.lm_studio_temperature,
+                )
             except openai.APITimeoutError:
                 raise LLMError("timeout", f"no answer within {self.settings.llm_timeout:g} s "
                                "(raise --llm-timeout for slow models)") from None

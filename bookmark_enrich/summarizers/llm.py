@@ -138,8 +138,11 @@ def parse_answer(content: str) -> SummaryAnswer:
     fences and text around the object.
     """
     text = _THINK.sub("", content)
-    if "</think>" in text.lower():  # the template swallowed the opening tag
-        text = text[text.lower().rindex("</think>") + len("</think>"):]
+    lower = text.lower()
+    if "</think>" in lower:  # the template swallowed the opening tag
+        text = text[lower.rindex("</think>") + len("</think>"):]
+    elif "<think>" in lower:  # ran out of tokens while thinking: nothing after it counts
+        text = text[: lower.index("<think>")]
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
     decoder = json.JSONDecoder()
     problem = "no JSON object found in the answer"
@@ -281,6 +284,8 @@ class LLMSummarizer:
         elif kind == "combine":
             head.append("Below are descriptions of the consecutive parts of one long page. "
                         "Combine them into one answer for the whole page.")
+        # The page cannot close the delimiter and talk outside it.
+        body = re.sub(r"</?\s*page\s*>", "", body, flags=re.IGNORECASE)
         return "\n".join(head) + f"\n\n<page>\n{body}\n</page>"
 
     def _schema(self) -> ResponseFormat:
