@@ -436,3 +436,15 @@ def test_book_length_page_costs_at_most_sixteen_parts(pages: PageServer,
     page_parts = [u for u in users if "of 16 of a long page" in u]
     assert len(page_parts) == 16 and llm.rejected == []
     assert "Combine them" in users[-1]  # the part summaries, themselves reduced to fit
+
+
+@pytest.mark.parametrize("flavor", ["ollama", "openai"])
+def test_works_unchanged_against_other_servers(pages: PageServer, llm: LLMServer,
+                                               flavor: str) -> None:
+    llm.flavor = flavor  # Ollama's /api/ps; llama-server and vLLM only have /v1
+    records, _ = summarize([pages.url(f"/article/{flavor}")])
+    assert records[0]["status"] == "ok"
+    assert records[0]["enrichment"]["model"] == "test-model-7b"
+    assert llm.hits["/v1/models"] >= 1
+    if flavor == "ollama":
+        assert llm.hits["/api/ps"] >= 1
