@@ -39,7 +39,7 @@ def issue_printer(console: Console) -> Any:
             console.print(f"{what} line {event.position}: {event.message}",
                           markup=False, highlight=False)
         elif isinstance(event, Notice):
-            console.print(event.message, markup=False, highlight=False)
+            console.print(event.message, markup=False, highlight=False, soft_wrap=True)
 
     return on_event
 

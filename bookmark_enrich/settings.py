@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     """Force the language of summaries and tags (``en``); default: the page's."""
     merge_tags: bool = False
     lowercase_tags: bool = True
+    llm_probe_urls: list[str] | None = None
+    """Where ``--summarizer auto`` looks for a local LLM when LM_STUDIO_API_URL is unset
+    (a JSON list; default LM Studio, Ollama, llama-server, vLLM; ``[]``: never look)."""
 
     # --- Media (original names) -----------------------------------------------
     cobalt_api_url: str | None = Field(

@@ -129,13 +129,22 @@ class SummarizeStage(Stage):
     async def run(self, ctx: StageContext) -> StageOutcome:
         extracted = ctx.outcomes.get("extract")
         text = extracted.text if extracted is not None and extracted.status == "ok" else None
+        meta = ctx.output("extract")
         if not text or not text.strip():
-            return StageOutcome.skipped("no_content", "no extracted text to summarize")
+            # The built-in summarizer can still use the page's own description.
+            if not (getattr(self.summarizer, "reads_description", False)
+                    and meta.get("description")):
+                return StageOutcome.skipped("no_content", "no extracted text to summarize")
+            text = ""
         summarizer = self.summarizer or await self._choose()
         own = record_tags(ctx.bookmark.record)
         self._count_tags(own)
-        result = await summarizer.summarize(text, ctx.output("extract"),
-                                            existing_tags=self.offered_tags())
+        try:
+            result = await summarizer.summarize(text, meta, existing_tags=self.offered_tags())
+        except StageError as exc:
+            if exc.reason != "no_content":  # nothing to summarize is a skip, not a failure
+                raise
+            return StageOutcome.skipped("no_content", exc.message)
         self._count_tags(result.tags)
         merged = normalize_tags([*own, *result.tags], lowercase=self.settings.lowercase_tags)
         return StageOutcome.ok({
