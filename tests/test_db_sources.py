@@ -200,6 +200,11 @@ def test_postgres_bad_input(pg_schema: PostgresSchema) -> None:
                     "--where", "1=1; DROP TABLE " + table)
     assert result.exit_code == 2
     assert pg_schema.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    nokey = pg_schema.table("nokey")
+    pg_schema.execute(f"CREATE TABLE {nokey} (url text)")
+    result = invoke("run", pg_schema.url, "--table", nokey)
+    assert result.exit_code == 2
+    assert "--id-column" in one_line_error(result)
 
 
 @pytest.mark.postgres

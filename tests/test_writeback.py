@@ -397,3 +397,49 @@ def test_file_dry_run_lists_fields(tmp_path: Path, pages: PageServer) -> None:
     assert "dry run: 3 of 3 records would change" in result.stderr
     assert path.read_bytes() == original
     assert not path.with_name(path.name + ".bak").exists()
+
+
+def test_run_reports_a_file_changed_during_the_run(tmp_path: Path, pages: PageServer) -> None:
+    import threading
+
+    path = _file(tmp_path, "jsonl", [pages.url("/slow?seconds=1.5&n=1"),
+                                     pages.url("/article/chg2"), pages.url("/article/chg3")])
+
+    def edit() -> None:
+        time.sleep(0.4)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write('{"url": "https://example.org/added-meanwhile"}\n')
+
+    editor = threading.Thread(target=edit)
+    editor.start()
+    result = invoke("run", str(path), "--writeback")
+    editor.join()
+    assert result.exit_code == 1
+    assert "changed on disk since it was read; not overwritten" in result.stderr
+    assert "bookmark-enrich: done" in result.stderr  # the summary still comes first
+    assert path.read_text().endswith('added-meanwhile"}\n')
+    assert not path.with_name(path.name + ".bak").exists()
+    # Later, `writeback` applies the cached results to the file as it is now.
+    result = invoke("writeback", str(path))
+    assert result.exit_code == 0, result.stderr
+    assert "wrote back 3 of 3 records" in result.stderr
+
+
+def test_interrupted_db_run_keeps_what_it_finished(tmp_path: Path, pages: PageServer) -> None:
+    urls = [pages.url(f"/article/int{i}") for i in range(3)] + \
+        [pages.url(f"/slow?seconds=8&n={i}") for i in range(2)]
+    url = sqlite_table(tmp_path / "i.db", urls)
+    proc = subprocess.Popen([sys.executable, "-m", "bookmark_enrich", "run", url, "--table",
+                             "bookmarks", "--writeback", "-q"],
+                            env={**os.environ, **CORE_ONLY}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    for _ in range(3):  # the three fast ones are done
+        assert proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # twice: abandon the slow ones
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    done = rows(tmp_path / "i.db", "SELECT id FROM bookmarks WHERE metadata IS NOT NULL")
+    assert sorted(r[0] for r in done) == [1, 2, 3]

@@ -19,6 +19,7 @@ from ..settings import Settings
 from ..sources.db import DbSource, PostgresSource, SqliteSource, quote_ident, validate_ident
 from .base import (
     Report,
+    WritebackConflict,
     WritebackOptions,
     Writer,
     cached_records,
@@ -163,8 +164,8 @@ class DbWriter(Writer):
                             f"ALTER TABLE {table} ADD COLUMN {quote_ident(column)} {kind}")
                 self.types.update({c: _PG_CREATE[by_column[c]] for c in self.missing})
         except Exception as exc:
-            if isinstance(self.source, SqliteSource):
-                self.conn.execute("ROLLBACK") if self.conn.in_transaction else None
+            if isinstance(self.source, SqliteSource) and self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise self.source.fail("cannot add the writeback columns", exc) from None
         self.report(f"added column(s) {', '.join(self.missing)} to {self.source.table_name}")
         self.missing = []
@@ -239,8 +240,6 @@ class DbWriter(Writer):
                 with self.conn.transaction(), self.conn.cursor() as cur:
                     cur.executemany(sql, rows)
         except Exception as exc:
-            from .base import WritebackConflict
-
             raise WritebackConflict(
                 f"{self.source.display}: writeback failed ({' '.join(str(exc).split())}); "
                 "finished results stay in the cache: run `bookmark-enrich writeback` later"
