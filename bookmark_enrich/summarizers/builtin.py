@@ -292,7 +292,9 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     else:
         return None
     head = "\n".join(s for s in (title, description) if isinstance(s, str))
-    keywords = _keywords(f"{head}\n{text[:KEYWORD_CHARS]}", language or "en")
+    # Without sentences the text is form labels and captions: keywords from the head only.
+    body = text[:KEYWORD_CHARS] if sentences else ""
+    keywords = _keywords(f"{head}\n{body}", language or "en")
     short = [k for k in keywords if len(k.split()) <= 2]
     tags = normalize_tags([*_meta_tags(meta), *short], limit=max_tags, lowercase=lowercase)
     return {"summary": summary, "keywords": keywords, "tags": tags, "language": language}

@@ -40,7 +40,7 @@ def _host(url: str) -> str:
 
 def _nothing_found(found: Discovery) -> str:
     if not found.results:
-        return "local LLM discovery is off (BOOKMARK_ENRICH_LLM_PROBE_URLS=[])"
+        return "nowhere to look: BOOKMARK_ENRICH_LLM_PROBE_URLS=[]"
     quiet = [r for r in found.results if r.problem == "nothing listening"]
     parts = []
     if quiet:

@@ -55,7 +55,7 @@ class LLMServer:
 
     def __init__(self, *, flavor: str = "lmstudio", modes: set[str] | None = None,
                  latency: float = 0.0, slow_seconds: float = 5.0, context_length: int = 8192,
-                 models: list[str] | None = None) -> None:
+                 models: list[str] | None = None, port: int = 0) -> None:
         self.flavor = flavor
         self.modes: set[str] = set(modes or ())
         self.latency = latency
@@ -83,7 +83,7 @@ class LLMServer:
             def do_POST(self) -> None:
                 server._handle(self, "POST")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.request_queue_size = 256
         self.port = self.httpd.server_address[1]
