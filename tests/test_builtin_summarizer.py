@@ -82,7 +82,8 @@ def test_sentence_split_keeps_abbreviations_together() -> None:
     text = "Das gilt z. B. für Minze. Dr. Weber gießt morgens!\nEine neue Zeile? Ja."
     assert split_sentences(text) == ["Das gilt z. B. für Minze.", "Dr. Weber gießt morgens!",
                                      "Eine neue Zeile?", "Ja."]
-    assert split_sentences("第一句话在这里。第二句话也在这里！") == ["第一句话在这里。", "第二句话也在这里！"]
+    assert split_sentences("第一句话在这里。第二句话也在这里！") == [
+        "第一句话在这里。", "第二句话也在这里！"]
 
 
 @pytest.mark.parametrize("text", ["", "   \n ", "Photo 1\nPhoto 2\nPhoto 3", "Sign in\nPassword",

@@ -91,7 +91,6 @@ async def choose_summarizer(settings: Settings,
     return BuiltinSummarizer(settings)
 
 
-@register_check("summarizer")
 async def describe_choice(settings: Settings,
                           options: dict[str, Any] | None = None) -> list[Check]:
     """For ``doctor`` and ``config show``: which summarizer a run would use, and why.
@@ -139,3 +138,6 @@ async def describe_choice(settings: Settings,
     return check("ok", f"built-in offline summarizer: no local LLM server found "
                  f"({_nothing_found(found)})", "builtin", "fallback",
                  required=False)
+
+
+register_check("summarizer")(describe_choice)
