@@ -255,6 +255,8 @@ def test_file_round_trip(tmp_path: Path, pages: PageServer, kind: str) -> None:
                 assert new["enrichment"]["title"].startswith("Tending a city garden")
     text = path.read_text(encoding="utf-8")
     assert "Ünïcødé ☕" in text and "東京の庭" in text
+    if kind == "csv":
+        assert after[0]["note"] == 'a, b "quoted"'  # quotes inside cells survive
     # A second writeback changes nothing more (idempotent).
     again = invoke("writeback", str(path), "--dry-run")
     assert again.exit_code == 0

@@ -109,6 +109,8 @@ def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | In
     rest: Iterator[str] = iter(text)
     try:
         dialect: Any = csv.Sniffer().sniff(sample.split("\n", 1)[0] + "\n", delimiters=",;\t")
+        # A header line cannot show how cells escape quotes; "" is the standard way.
+        dialect.doublequote = True
     except csv.Error:
         dialect = csv.excel
 
