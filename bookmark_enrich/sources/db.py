@@ -282,6 +282,8 @@ class SqliteSource(DbSource):
         self.display = f"sqlite:///{path}?table={quote(self.table_name)}" + (
             f"&where={quote(self.where)}" if self.where else "")
         self._open()
+        # Checked: from now on, wait for another program's write like any client would.
+        self._reader.execute("PRAGMA busy_timeout=30000")
 
     def connect(self, *, readonly: bool, timeout: float | None = None) -> sqlite3.Connection:
         mode = "ro" if readonly else "rw"
