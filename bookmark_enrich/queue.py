@@ -511,6 +511,16 @@ class _NoCache:
 _NO_CACHE: Any = _NoCache()
 
 
+async def _warm_up(settings: Any) -> None:
+    """A worker lives long: pay the extractor's first-call cost before taking work."""
+    from .stages._extract_worker import extract
+    from .workers import run_cpu
+
+    with contextlib.suppress(Exception):
+        await run_cpu(settings.extract_processes, extract,
+                      b"<html><body><p>warm up</p></body></html>", "utf-8", "http://localhost/")
+
+
 async def run_worker(settings: Any, url: str, *, name: str = DEFAULT_QUEUE_NAME,
                      idle_timeout: float = 30.0, notify: Callable[[str], None],
                      stop_event: asyncio.Event | None = None) -> int:
@@ -537,6 +547,7 @@ async def run_worker(settings: Any, url: str, *, name: str = DEFAULT_QUEUE_NAME,
     await preflight(stages, notify=lambda e: notify(getattr(e, "message", str(e))))
     handler, aclose = batch_handler(settings, worker=info, conn=conn, capacity=capacity,
                                     stages=stages)
+    await _warm_up(settings)
     _HANDLER = handler
     await conn.connect()
     broker.is_worker_process = True
