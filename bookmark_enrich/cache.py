@@ -7,6 +7,7 @@ kills the process, and readers (``status``, ``backup``) never block a run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -36,6 +37,18 @@ _RESULT_COLUMNS = (
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@contextlib.contextmanager
+def damage_is_cache_error(path: Path) -> Iterator[None]:
+    """A damaged file surfaces as CacheError (exit 2), never a traceback or a new file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+            raise  # locked, busy, disk I/O: not the file's content
+        raise CacheError(f"{path}: the cache is damaged ({exc}); it was left as it is: "
+                         "restore a backup or move it aside") from None
 
 
 class ResultCache:
@@ -145,11 +158,13 @@ class ResultCache:
         for i in range(0, len(wanted), _LOOKUP_CHUNK):
             chunk = wanted[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                "SELECT key, stage, status, reason, error, attempts, duration_ms, finished_at, "
-                f"fingerprint, output, {text_col}, run_id FROM results WHERE key IN ({marks})",
-                chunk,
-            )
+            with damage_is_cache_error(self.path):
+                rows = self.conn.execute(
+                    "SELECT key, stage, status, reason, error, attempts, duration_ms, "
+                    f"finished_at, fingerprint, output, {text_col}, run_id FROM results "
+                    f"WHERE key IN ({marks})",
+                    chunk,
+                ).fetchall()
             for key, stage, status, reason, error, attempts, dur, fin, fp, out, text, run in rows:
                 found.setdefault(key, {})[stage] = StageOutcome(
                     status=status,
@@ -219,7 +234,7 @@ class ResultCache:
             return
         rows = list(self._pending.values())
         records = list(self._pending_records.values())
-        with self.conn:
+        with damage_is_cache_error(self.path), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             if rows:
                 self.conn.executemany(
@@ -243,10 +258,11 @@ class ResultCache:
     # ---------------------------------------------------------------- queries
     def iter_rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
         """Rows of an arbitrary read query as dicts (for reports)."""
-        cur = self.conn.execute(sql, tuple(params))
-        names = [d[0] for d in cur.description]
-        for row in cur:
-            yield dict(zip(names, row, strict=True))
+        with damage_is_cache_error(self.path):
+            cur = self.conn.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            for row in cur:
+                yield dict(zip(names, row, strict=True))
 
     def close(self) -> None:
         try:

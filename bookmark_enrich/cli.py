@@ -19,6 +19,7 @@ from .errors import (
     EXIT_USAGE,
     BookmarkEnrichError,
 )
+from .lock import cache_lock
 from .models import OutputRecord
 from .progress import LogProgress, RichProgress, issue_printer, print_summary
 from .runner import enrich
@@ -273,6 +274,9 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no summary on stderr.")
     ] = False,
+    wait_lock: Annotated[bool, typer.Option(
+        "--wait-lock", help="When another run holds the cache, wait instead of exiting 75.")
+    ] = False,
     keep_going: Annotated[
         bool, typer.Option("--keep-going",
                            help="Run even when a service fails its check; record the failures.")
@@ -390,7 +394,12 @@ def run(
         if stats.failed or stats.partial or stats.fatal_issues:
             raise typer.Exit(1)
 
-    guarded(body)
+    def locked() -> None:
+        # Two runs on one cache never overlap (cron): the second exits 75 or waits.
+        with cache_lock(settings_from_ctx(ctx).cache, wait=wait_lock, notify=_say):
+            body()
+
+    guarded(locked)
 
 
 async def _enrich(src: Any, settings: Settings, *, queue: dict[str, Any] | None,
@@ -517,6 +526,10 @@ def writeback_cmd(
             _say(writer.summary_line())
 
     guarded(body)
+
+
+# Operations commands (doctor, status, show, runs, retry, cache, config) register on `app`.
+from . import cli_ops as _cli_ops  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,0 +1,278 @@
+"""`doctor`: run every registered health check at once, each with a timeout.
+
+Service modules register their checks with :func:`services.health.register_check`;
+this module imports them all, adds the checks it owns (the cache file, a
+SOURCE, which stages are on, risky settings) and runs every provider
+concurrently. A provider that hangs or raises costs its own line, never the
+report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import ipaddress
+import os
+import pkgutil
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import services
+from .errors import BookmarkEnrichError
+from .services.health import CHECKS, Check, register_check
+from .settings import Settings
+from .stages import STAGE_TYPES
+
+__all__ = ["DoctorReport", "load_providers", "run_doctor"]
+
+DEFAULT_TIMEOUT = 5.0
+_FIRST = ("cache", "source", "summarizer", "llm", "cobalt", "s3", "queue")
+_LAST = ("stages", "settings")
+
+
+def _order(name: str) -> tuple[int, int]:
+    if name in _FIRST:
+        return (0, _FIRST.index(name))
+    return (2, _LAST.index(name)) if name in _LAST else (1, 0)
+
+
+@dataclass(slots=True)
+class DoctorReport:
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        """True when no required check failed."""
+        return not any(c.status == "fail" and c.required for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+
+
+def load_providers() -> list[str]:
+    """Import the stages and every service module so their checks register.
+
+    Returns one line per module that could not be imported (a missing extra).
+    """
+    problems: list[str] = []
+    for info in pkgutil.iter_modules(services.__path__, services.__name__ + "."):
+        try:
+            importlib.import_module(info.name)
+        except Exception as exc:  # an optional extra is missing: say so, check the rest
+            problems.append(f"{info.name.rsplit('.', 1)[-1]}: {type(exc).__name__}: {exc}")
+    for name in ("summarizers.select",):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"{__package__}.{name}")
+    return problems
+
+
+async def _run_provider(name: str, settings: Settings, options: dict[str, Any],
+                        timeout: float) -> list[Check]:  # noqa: ASYNC109 - per provider
+    provider = CHECKS[name]
+    start = time.perf_counter()
+    try:
+        checks = await asyncio.wait_for(provider(settings, options), timeout)
+    except TimeoutError:
+        return [Check(name, "fail", f"no answer within {timeout:g} s (--timeout)",
+                      latency_ms=timeout * 1000)]
+    except BookmarkEnrichError as exc:
+        return [Check(name, "fail", str(exc))]
+    except Exception as exc:  # a bug in one check costs that line only
+        return [Check(name, "fail", f"check crashed: {type(exc).__name__}: {exc}")]
+    elapsed = (time.perf_counter() - start) * 1000
+    if len(checks) == 1 and checks[0].latency_ms is None and checks[0].status != "skip":
+        checks[0].latency_ms = elapsed
+    return checks
+
+
+async def run_doctor(
+    settings: Settings, *, deep: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per provider, not for the call
+    source: str | None = None, only: Iterable[str] | None = None, **options: Any,
+) -> DoctorReport:
+    """Run every registered provider concurrently (each within ``timeout`` seconds)."""
+    problems = load_providers()
+    opts = {"deep": deep, "timeout": timeout, "source": source, **options}
+    wanted = None if only is None else set(only)
+    names = sorted((n for n in CHECKS if wanted is None or n in wanted), key=_order)
+    results = await asyncio.gather(*(_run_provider(n, settings, opts, timeout) for n in names))
+    checks = [c for group in results for c in group]
+    checks += [Check("import", "warn", p, required=False) for p in problems]
+    return DoctorReport(checks)
+
+
+# ------------------------------------------------------------------ stages
+@register_check("stages")
+async def stage_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
+    """One line per stage: on, or skipped because the settings turn it off."""
+    checks = []
+    for cls in STAGE_TYPES:
+        on = cls.enabled(settings)
+        checks.append(Check(f"stage {cls.name}", "ok" if on else "skip",
+                            "enabled" if on else "disabled by the settings", required=False))
+    return checks
+
+
+# ------------------------------------------------------------------- cache
+def _size(path: Path) -> int:
+    total = 0
+    for p in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            total += p.stat().st_size
+    return total
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
+
+
+def check_cache_file(path: Path, deadline: float) -> Check:
+    """Writable, ``PRAGMA integrity_check``, size and row counts (never creates the file)."""
+    name = "cache"
+    if str(path) == ":memory:":
+        return Check(name, "ok", "in memory (nothing kept)")
+    if not path.exists():
+        folder = next((p for p in path.parents if p.exists()), Path("/"))
+        if not os.access(folder, os.W_OK):
+            return Check(name, "fail", f"{path}: no cache yet and {folder} is not writable")
+        return Check(name, "ok", f"{path}: no cache yet; the first run creates it",
+                     data={"path": str(path), "exists": False})
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        return Check(name, "fail", f"{path}: not writable (file or folder)",
+                     data={"path": str(path)})
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
+    except sqlite3.Error as exc:
+        return Check(name, "fail", f"{path}: cannot open: {exc}")
+    try:
+        # Stop a long integrity check at the deadline instead of outliving doctor.
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        try:
+            verdict = [r[0] for r in conn.execute("PRAGMA integrity_check(5)")]
+        except sqlite3.OperationalError as exc:
+            if "interrupt" in str(exc):
+                return Check(name, "warn", f"{path}: integrity check unfinished within the "
+                             "timeout (raise --timeout)", required=False)
+            raise
+        if verdict != ["ok"]:
+            return Check(name, "fail", f"{path}: damaged: {'; '.join(verdict)}; keep it and "
+                         "restore a backup or move it aside", data={"path": str(path)})
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+                  for t in ("bookmarks", "results", "runs") if t in tables}
+    except sqlite3.DatabaseError as exc:
+        return Check(name, "fail", f"{path}: not a usable cache: {exc}", data={"path": str(path)})
+    finally:
+        conn.close()
+    size = _size(path)
+    detail = f"{path}: {_mb(size)}, integrity ok, " + ", ".join(
+        f"{n} {t}" for t, n in counts.items())
+    return Check(name, "ok", detail, data={"path": str(path), "bytes": size, "rows": counts})
+
+
+@register_check("cache")
+async def cache_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
+    timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
+    return [await asyncio.to_thread(_timed_call, check_cache_file, Path(settings.cache),
+                                    time.monotonic() + timeout * 0.9)]
+
+
+def _timed_call(fn: Any, *args: Any) -> Check:
+    """Run a blocking check in its thread and time it there (the loop may be busy)."""
+    start = time.perf_counter()
+    check: Check = fn(*args)
+    check.latency_ms = (time.perf_counter() - start) * 1000
+    return check
+
+
+# ------------------------------------------------------------------ source
+def check_source(spec: str, options: dict[str, Any]) -> Check:
+    """Open SOURCE as a run would: file readable and its format known, or DB table usable."""
+    from .sources import open_source
+
+    db_opts = {k: v for k in ("table", "id_column", "url_column", "where")
+               if (v := options.get(k)) is not None}
+    try:
+        src = open_source(spec, input_format=options.get("input_format"),
+                          url_field=options.get("url_field"), **db_opts)
+    except BookmarkEnrichError as exc:
+        return Check("source", "fail", str(exc))
+    try:
+        detail = f"{src.display}: format {src.format_name}"
+        data: dict[str, Any] = {"source": src.display, "format": src.format_name}
+        columns = getattr(src, "columns", None)
+        if columns:
+            detail += (f", id column {getattr(src, 'id_column', None)}, URL column "
+                       f"{getattr(src, 'url_column', None)}, {len(columns)} columns")
+            data["columns"] = columns
+        total = src.estimate_total()
+        if total is not None:
+            detail += f", about {total} records"
+            data["records"] = total
+    finally:
+        src.close()
+    return Check("source", "ok", detail, data=data)
+
+
+@register_check("source")
+async def source_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
+    spec = options.get("source")
+    if not spec:
+        return []
+    if spec == "-":
+        return [Check("source", "skip", "stdin: nothing to check before the run",
+                      required=False)]
+    return [await asyncio.to_thread(_timed_call, check_source, spec, options)]
+
+
+# ---------------------------------------------------------------- settings
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def risky_settings(settings: Settings) -> list[Check]:
+    """Warnings: default S3 credentials, plain HTTP off this machine, keys sent in the clear."""
+    found: list[Check] = []
+    services_urls = [("LLM", settings.lm_studio_api_url, settings.lm_studio_api_key,
+                      "LM_STUDIO_API_KEY"),
+                     ("Cobalt", settings.cobalt_api_url, settings.cobalt_api_key,
+                      "COBALT_API_KEY"),
+                     ("S3", settings.s3_endpoint, settings.s3_secret_key, "S3_SECRET_KEY")]
+    for label, url, key, key_name in services_urls:
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "http" or _is_loopback(parts.hostname):
+            continue
+        if key is not None and key.get_secret_value():
+            found.append(Check(f"security {label.lower()}", "warn",
+                               f"{key_name} is sent over plain HTTP to {parts.hostname}; "
+                               "use https://", required=False))
+        else:
+            found.append(Check(f"security {label.lower()}", "warn",
+                               f"plain HTTP to {parts.hostname} (not this machine); "
+                               "prefer https://", required=False))
+    access = settings.s3_access_key.get_secret_value() if settings.s3_access_key else None
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+    if settings.s3_endpoint and "minioadmin" in (access, secret):
+        found.append(Check("security s3", "warn", "default credentials (minioadmin); "
+                           "create a key for bookmark-enrich", required=False))
+    return found
+
+
+@register_check("settings")
+async def settings_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
+    return risky_settings(settings)

@@ -1,0 +1,237 @@
+"""Read the cache for people and scripts: run history, stage rates, failures, one bookmark.
+
+Every function takes an open :class:`ResultCache` and returns plain data
+(dicts and lists), which the CLI renders as tables or JSON. The selection of
+failures (``--stage``, ``--reason``, ``--since``) is shared by ``runs --failed``,
+``retry`` and ``cache prune --failed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import ResultCache
+from .errors import UsageError
+from .stages import STAGE_TYPES
+from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
+
+__all__ = [
+    "KNOWN_REASONS",
+    "FailureFilter",
+    "bookmark_detail",
+    "failed_bookmarks",
+    "failure_filter",
+    "last_runs",
+    "parse_age",
+    "parse_since",
+    "stage_rates",
+    "status_report",
+    "top_reasons",
+]
+
+KNOWN_REASONS = frozenset({
+    # fetch
+    "timeout", "connection_error", "rate_limited", "server_error", "not_found", "http_error",
+    "too_large", "too_many_redirects", "invalid_url", "decoding_error", "permission_denied",
+    "read_error", "no_body",
+    # extract
+    "extract_error", "no_content", "not_html",
+    # summarize
+    "summarize_error", "context_overflow", "bad_json", "model_not_loaded", "llm_unreachable",
+    # any stage
+    "internal_error", "worker_error", "upstream_failed",
+})
+"""Reason codes the built-in stages use; codes found in the cache are accepted too."""
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """``90d``, ``12h``, ``30m``, ``2w``, ``45s`` → seconds."""
+    m = _AGE.match(text)
+    if m is None:
+        raise UsageError(f"bad age {text!r}: use a number and a unit, like 90d, 12h, 30m, 2w")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """An age (``24h``: that long ago) or an ISO date/time (local time) → epoch seconds."""
+    now = time.time() if now is None else now
+    if _AGE.match(text):
+        return now - parse_age(text)
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"bad --since {text!r}: use an age (24h, 7d) or a date "
+                         "(2026-11-01, 2026-11-01T08:00)") from None
+    return when.timestamp()
+
+
+def stage_names() -> list[str]:
+    """Every registered stage, in pipeline order."""
+    return [cls.name for cls in STAGE_TYPES]
+
+
+@dataclass(slots=True)
+class FailureFilter:
+    """Which failed stage results to look at: all of them when nothing is given."""
+
+    stages: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    since: float | None = None
+
+    def where(self, alias: str = "r") -> tuple[str, list[Any]]:
+        """SQL condition on the results table (aliased ``alias``) and its parameters."""
+        conds = [f"{alias}.status = 'failed'"]
+        params: list[Any] = []
+        if self.stages:
+            conds.append(f"{alias}.stage IN ({','.join('?' * len(self.stages))})")
+            params += self.stages
+        if self.reasons:
+            conds.append(f"{alias}.reason IN ({','.join('?' * len(self.reasons))})")
+            params += self.reasons
+        if self.since is not None:
+            conds.append(f"{alias}.finished_at >= ?")
+            params.append(self.since)
+        return " AND ".join(conds), params
+
+
+def _split(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def failure_filter(cache: ResultCache, stage: str | None = None, reason: str | None = None,
+                   since: str | None = None) -> FailureFilter:
+    """Validate ``--stage a,b --reason x,y --since 24h``; unknown names are usage errors."""
+    known_stages = stage_names()
+    stages = _split(stage)
+    for name in stages:
+        if name not in known_stages:
+            raise UsageError(f"unknown stage {name!r} (stages: {', '.join(known_stages)})")
+    reasons = _split(reason)
+    if reasons:
+        in_cache = {r["reason"] for r in cache.iter_rows(
+            "SELECT DISTINCT reason FROM results WHERE reason IS NOT NULL")}
+        known = KNOWN_REASONS | in_cache
+        for name in reasons:
+            if name not in known:
+                seen = sorted(r for r in in_cache if r)
+                hint = f"failure reasons in this cache: {', '.join(seen)}" if seen else \
+                    "this cache has no failures"
+                raise UsageError(f"unknown reason {name!r} ({hint})")
+    return FailureFilter(stages, reasons, parse_since(since) if since else None)
+
+
+# ------------------------------------------------------------------- status
+def _iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def last_runs(cache: ResultCache, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest runs, newest first, with duration and rate."""
+    rows = list(cache.iter_rows(
+        "SELECT id, source, format, started_at, finished_at, status, total, ok, partial, "
+        "failed, cached, issues, wall_seconds, host, pid FROM runs ORDER BY id DESC LIMIT ?",
+        (limit,)))
+    for row in rows:
+        wall = row.get("wall_seconds") or (
+            (row["finished_at"] or 0) - (row["started_at"] or 0) if row["finished_at"] else None)
+        row["duration_s"] = round(wall, 3) if wall else None
+        total = row.get("total") or 0
+        row["rate"] = round(total / wall, 2) if wall else None
+        row["started"] = _iso(row["started_at"])
+        row["finished"] = _iso(row["finished_at"])
+    return rows
+
+
+def stage_rates(cache: ResultCache) -> list[dict[str, Any]]:
+    """Per stage, over the whole cache: ok / failed / skipped and the success rate."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in cache.iter_rows(
+            "SELECT stage, status, count(*) AS n FROM results GROUP BY stage, status"):
+        counts.setdefault(row["stage"], {})[row["status"]] = row["n"]
+    order = {name: i for i, name in enumerate(stage_names())}
+    out = []
+    for stage in sorted(counts, key=lambda s: (order.get(s, len(order)), s)):
+        c = counts[stage]
+        ok, failed = c.get("ok", 0), c.get("failed", 0)
+        out.append({"stage": stage, "ok": ok, "failed": failed, "skipped": c.get("skipped", 0),
+                    "success_rate": round(ok / (ok + failed), 4) if ok + failed else None})
+    return out
+
+
+def top_reasons(cache: ResultCache, limit: int = 10) -> list[dict[str, Any]]:
+    """The most frequent (stage, reason) of failures in the cache."""
+    return list(cache.iter_rows(
+        "SELECT stage, reason, count(*) AS count FROM results WHERE status = 'failed' "
+        "GROUP BY stage, reason ORDER BY count DESC, stage, reason LIMIT ?", (limit,)))
+
+
+def status_report(cache: ResultCache, runs: int = 10) -> dict[str, Any]:
+    """Everything ``status`` shows, as one JSON-able document."""
+    counts = {t: next(cache.iter_rows(f"SELECT count(*) AS n FROM {t}"))["n"]
+              for t in ("bookmarks", "results", "runs")}
+    return {"cache": str(cache.path), "counts": counts, "runs": last_runs(cache, runs),
+            "stages": stage_rates(cache), "reasons": top_reasons(cache)}
+
+
+# --------------------------------------------------------------------- show
+def key_for(url: str) -> str:
+    """The cache key of a URL as a run computes it."""
+    try:
+        return bookmark_key(normalize_url(resolve_url(url)))
+    except InvalidURL as exc:
+        raise UsageError(str(exc)) from None
+
+
+def bookmark_detail(cache: ResultCache, url: str) -> dict[str, Any] | None:
+    """Everything cached for one bookmark (None: the cache has never seen it)."""
+    key = key_for(url)
+    found = list(cache.iter_rows(
+        "SELECT key, url, normalized, record, source, position, first_seen, last_seen "
+        "FROM bookmarks WHERE key = ?", (key,)))
+    stages = list(cache.iter_rows(
+        "SELECT r.stage, r.status, r.reason, r.error, r.attempts, r.duration_ms, "
+        "r.finished_at, r.run_id, r.output FROM results r WHERE r.key = ?", (key,)))
+    if not found and not stages:
+        return None
+    order = {name: i for i, name in enumerate(stage_names())}
+    stages.sort(key=lambda s: (order.get(s["stage"], len(order)), s["stage"]))
+    for s in stages:
+        s["output"] = json.loads(s["output"]) if s["output"] else {}
+        s["finished"] = _iso(s.pop("finished_at"))
+    bookmark: dict[str, Any] = found[0] if found else {"key": key, "url": url}
+    if "record" in bookmark:
+        bookmark["record"] = json.loads(bookmark["record"]) if bookmark["record"] else {}
+        bookmark["first_seen"] = _iso(bookmark["first_seen"])
+        bookmark["last_seen"] = _iso(bookmark["last_seen"])
+    enrichment: dict[str, Any] = {}
+    for s in stages:
+        if s["status"] == "ok":
+            enrichment.update(s["output"])
+    return {"bookmark": bookmark, "stages": stages, "enrichment": enrichment}
+
+
+# ------------------------------------------------------------------ failures
+def failed_bookmarks(cache: ResultCache, flt: FailureFilter,
+                     limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Failed stage results with their bookmark's URL, newest first."""
+    cond, params = flt.where("r")
+    sql = ("SELECT b.url, r.stage, r.reason, r.error, r.attempts, r.finished_at, r.run_id, "
+           "b.source, b.position FROM results r LEFT JOIN bookmarks b ON b.key = r.key "
+           f"WHERE {cond} ORDER BY r.finished_at DESC")
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    for row in cache.iter_rows(sql, params):
+        row["finished"] = _iso(row.pop("finished_at"))
+        yield row
