@@ -187,7 +187,12 @@ class _Capacity:
     async def wait_for_room(self) -> None:
         while not self.has_room():
             self.changed.clear()
-            await self.changed.wait()
+            try:
+                await asyncio.wait_for(self.changed.wait(), 1.0)
+            except TimeoutError:
+                # A message taskiq dropped unparsed (acked, never run) would block us.
+                if self.unparsed:
+                    self.unparsed = 0
 
 
 class _StreamBroker(RedisStreamBroker):
@@ -355,6 +360,16 @@ class QueueConnection:
             await self.broker.startup()
         except (OSError, redis_errors.RedisError) as exc:
             raise QueueUnavailable(f"queue {self.display}: {_why(exc)}") from None
+
+    async def ready(self, task_ids: list[str]) -> list[bool]:
+        """Which of these tasks have a result (one round trip on Redis)."""
+        if self.redis is None:
+            backend = self.broker.result_backend
+            return list(await asyncio.gather(*(backend.is_result_ready(t) for t in task_ids)))
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.exists(f"{self.name}:results:{task_id}")
+        return [bool(n) for n in await pipe.execute()]
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -775,7 +790,7 @@ class RemoteExecutor:
                 ids = list(self._sent)
                 if not ids:
                     continue
-                ready = await asyncio.gather(*(backend.is_result_ready(t) for t in ids))
+                ready = await self.conn.ready(ids)
                 for task_id, is_ready in zip(ids, ready, strict=True):
                     if is_ready:
                         result = await backend.get_result(task_id)
