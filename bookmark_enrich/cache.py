@@ -130,22 +130,24 @@ class ResultCache:
 
     # ------------------------------------------------------------------- runs
     def start_run(self, source: str, fmt: str, options: dict[str, Any]) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO runs (source, format, options, started_at, status, host, pid) "
-            "VALUES (?, ?, ?, ?, 'running', ?, ?)",
-            (source, fmt, _dumps(options), time.time(), socket.gethostname(), os.getpid()),
-        )
+        with damage_is_cache_error(self.path):
+            cur = self.conn.execute(
+                "INSERT INTO runs (source, format, options, started_at, status, host, pid) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (source, fmt, _dumps(options), time.time(), socket.gethostname(), os.getpid()),
+            )
         return int(cur.lastrowid or 0)
 
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
         self.flush()
         cols = ("total", "ok", "partial", "failed", "cached", "issues", "wall_seconds")
-        self.conn.execute(
-            "UPDATE runs SET finished_at=?, status=?, "
-            + ", ".join(f"{c}=?" for c in cols)
-            + " WHERE id=?",
-            (time.time(), status, *(counts.get(c, 0) for c in cols), run_id),
-        )
+        with damage_is_cache_error(self.path):
+            self.conn.execute(
+                "UPDATE runs SET finished_at=?, status=?, "
+                + ", ".join(f"{c}=?" for c in cols)
+                + " WHERE id=?",
+                (time.time(), status, *(counts.get(c, 0) for c in cols), run_id),
+            )
 
     # ----------------------------------------------------------------- lookup
     def lookup(

@@ -161,7 +161,9 @@ def check_cache_file(path: Path, deadline: float) -> Check:
                              "timeout (raise --timeout)", required=False)
             raise
         if verdict != ["ok"]:
-            return Check(name, "fail", f"{path}: damaged: {'; '.join(verdict)}; keep it and "
+            lines = [ln.strip() for v in verdict for ln in str(v).splitlines()
+                     if ln.strip() and not ln.startswith("***")]
+            return Check(name, "fail", f"{path}: damaged: {'; '.join(lines[:3])}; keep it and "
                          "restore a backup or move it aside", data={"path": str(path)})
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
