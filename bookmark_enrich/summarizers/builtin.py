@@ -3,16 +3,16 @@
 - **Summary**: the 2–3 most central sentences of the extracted text (TextRank over
   sentences, in the order the page has them), or the page's own description when the
   text has fewer than two real sentences and the description is a good one.
-- **Keywords**: YAKE over the title, description and the start of the text, with the
-  stop words of the page's language (detected from stop words when the page does not
-  say).
+- **Keywords**: YAKE over the title, the description and the most central sentences,
+  with the stop words of the page's language (detected from stop words when the page
+  does not say).
 - **Tags**: the page's own metadata (categories, article tags, keywords meta) first,
   then the top short keywords, normalized with :func:`tags.normalize_tags` like the
   LLM's.
 
 The CPU part runs in the shared process pool (:func:`workers.run_cpu`), so the event
-loop never blocks. YAKE costs about 40 µs a word, more than the rest together, so it
-reads at most :data:`KEYWORD_CHARS` characters of the text.
+loop never blocks. YAKE costs more than the rest together, so it reads at most
+:data:`KEYWORD_CHARS` characters of the text (bench/bench_builtin.py).
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ SUMMARY_SENTENCES = 3
 MAX_KEYWORDS = 10
 MAX_RANKED_SENTENCES = 300
 """TextRank is quadratic in sentences: a book-length page is ranked on its first 300."""
-KEYWORD_CHARS = 4000
-"""YAKE reads this much of the text (plus title and description): the lead of an
-article carries its keywords, and YAKE's cost grows with every word."""
+KEYWORD_CHARS = 800
+"""YAKE reads the title, the description and the most central sentences up to this
+many characters: they carry the page's topics, and YAKE costs about 60 µs a word."""
 MAX_SUMMARY_CHARS = 900
 _MIN_WORDS = 5
 _MAX_WORDS = 80
@@ -190,8 +190,9 @@ def _rank(sentences: list[str], stop: frozenset[str]) -> list[float]:
     return [float(s) for s in scores]
 
 
-def _central(sentences: list[str], stop: frozenset[str]) -> str:
-    """The most central sentences, in page order, within MAX_SUMMARY_CHARS."""
+def _central(sentences: list[str], stop: frozenset[str]) -> tuple[str, str]:
+    """The summary (the most central sentences within MAX_SUMMARY_CHARS) and the text
+    YAKE reads (central sentences up to KEYWORD_CHARS), both in page order."""
     pool = sentences[:MAX_RANKED_SENTENCES]
     scores = _rank(pool, stop)
     want = SUMMARY_SENTENCES if len(pool) >= 6 else 2
@@ -205,7 +206,15 @@ def _central(sentences: list[str], stop: frozenset[str]) -> str:
             continue
         chosen.append(i)
         size += len(pool[i]) + 1
-    return " ".join(pool[i] for i in sorted(chosen))
+    central: list[int] = []
+    size = 0
+    for i in order:
+        if size + len(pool[i]) > KEYWORD_CHARS and central:
+            break
+        central.append(i)
+        size += len(pool[i]) + 1
+    return (" ".join(pool[i] for i in sorted(chosen)),
+            "\n".join(pool[i] for i in sorted(central)))
 
 
 def _good_description(description: object, title: object) -> str | None:
@@ -249,7 +258,10 @@ def _keywords(text: str, language: str) -> list[str]:
     for phrase, _score in found:
         phrase = " ".join(str(phrase).split()).strip("#,;:.!?\"'()[]")
         ident = tag_identity(phrase)
-        if len(phrase) < 3 or not _WORD.search(phrase) or ident in seen:
+        # "d'un", "l'on": an elided stop word is still a stop word.
+        bare = re.split(r"['’]", phrase.lower())[-1]
+        if len(phrase) < 3 or not _WORD.search(phrase) or ident in seen or \
+                len(bare) < 2 or bare in _stopwords(language):
             continue
         seen.add(ident)
         (repeated if lowered.count(phrase.lower()) >= 2 else once).append(phrase)
@@ -283,17 +295,18 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     title_id = tag_identity(title) if isinstance(title, str) else None
     sentences = [s for s in split_sentences(text)
                  if _is_sentence(s) and tag_identity(s) != title_id]
+    # Without sentences the text is form labels and captions: keywords from the head only.
+    body = ""
     if len(sentences) >= 2:
-        summary = _central(sentences, stop)
+        summary, body = _central(sentences, stop)
     elif description:
         summary = description
+        body = sentences[0] if sentences else ""
     elif sentences:
-        summary = sentences[0][:MAX_SUMMARY_CHARS]
+        summary = body = sentences[0][:MAX_SUMMARY_CHARS]
     else:
         return None
     head = "\n".join(s for s in (title, description) if isinstance(s, str))
-    # Without sentences the text is form labels and captions: keywords from the head only.
-    body = text[:KEYWORD_CHARS] if sentences else ""
     keywords = _keywords(f"{head}\n{body}", language or "en")
     short = [k for k in keywords if len(k.split()) <= 2]
     tags = normalize_tags([*_meta_tags(meta), *short], limit=max_tags, lowercase=lowercase)
