@@ -435,3 +435,21 @@ def test_queue_health_lists_live_workers(redis_queue: RedisQueue) -> None:
     assert "0.0.1" in checks[2].detail and "gets no work" in checks[2].detail
     down = asyncio.run(queue_checks(settings, {"queue": "redis://127.0.0.1:9/0"}))
     assert down[0].status == "fail" and "cannot reach the queue" in down[0].detail
+
+
+@pytest.mark.redis
+def test_doctor_queue_lists_live_workers(redis_queue: RedisQueue) -> None:
+    worker = start_worker(redis_queue, "-c", "3")
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
+        proc = cli("doctor", *redis_queue.args(), "--json", "--no-summary", env=QENV)
+    finally:
+        terminate(worker)
+    report = json.loads(proc.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["queue"]["status"] == "ok"
+    assert "1 live worker(s), 3 bookmarks at once" in checks["queue"]["detail"]
+    [check] = [c for n, c in checks.items() if n.startswith("worker ")]
+    assert check["status"] == "ok" and f"bookmark-enrich {__version__}, concurrency 3" in \
+        check["detail"]
+    assert checks["queue"]["data"]["workers"][0]["concurrency"] == 3
