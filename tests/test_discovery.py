@@ -232,3 +232,22 @@ def test_run_with_nothing_found_uses_builtin_and_says_so_first(pages: PageServer
     e = record["enrichment"]
     assert (e["summarizer"], e["model"]) == ("builtin", None)
     assert e["summary"] and e["keywords"] and e["tags"]
+
+
+def test_switching_summarizer_reruns_only_the_summarize_stage(pages: PageServer,
+                                                               servers: list[LLMServer]) -> None:
+    line = pages.url("/article/en") + "\n"
+    probes = json.dumps([url(closed_port())])
+    first = cli("run", "-", "--quiet", input=line,
+                env={**ON, "BOOKMARK_ENRICH_LLM_PROBE_URLS": probes})
+    assert first.returncode == 0, first.stderr.decode()
+    assert jsonl(first.stdout)[0]["enrichment"]["summarizer"] == "builtin"
+    running = start(servers)
+    second = cli("run", "-", "--quiet", input=line,
+                 env={**ON, "LM_STUDIO_API_URL": running.base_url})
+    assert second.returncode == 0, second.stderr.decode()
+    [record] = jsonl(second.stdout)
+    stages = record["stages"]
+    assert (stages["fetch"]["cached"], stages["extract"]["cached"]) == (True, True)
+    assert stages["summarize"]["cached"] is False
+    assert record["enrichment"]["summarizer"] == "llm"
