@@ -1,0 +1,225 @@
+"""`doctor`: every check at once, each with a timeout; a table or one JSON document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bookmark_enrich.cli import app
+from bookmark_enrich.doctor import run_doctor
+from bookmark_enrich.services.health import CHECKS, Check, register_check
+from bookmark_enrich.settings import Settings, load_settings
+from tests.helpers import CORE_ONLY, cli
+from tests.servers.llm import LLMServer
+from tests.servers.pages import PageServer
+
+runner = CliRunner()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No summarizer discovery probes unless a test sets an LLM; core stages only."""
+    monkeypatch.setenv("BOOKMARK_ENRICH_LLM_PROBE_URLS", "[]")
+    for name, value in CORE_ONLY.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def fake_checks() -> Iterator[dict[str, Any]]:
+    """Register test providers; the real registry is restored afterwards."""
+    saved = dict(CHECKS)
+    calls: dict[str, Any] = {}
+    yield calls
+    CHECKS.clear()
+    CHECKS.update(saved)
+
+
+def doctor_json(*args: str) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(app, ["doctor", "--json", *args])
+    assert "Traceback" not in result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in doc["checks"]}
+
+
+# ------------------------------------------------------------------ framework
+def test_providers_run_concurrently_each_with_its_timeout(fake_checks: dict[str, Any]) -> None:
+    @register_check("fake slow")
+    async def slow(settings: Settings, options: dict[str, Any]) -> list[Check]:
+        await asyncio.sleep(30)
+        return []
+
+    @register_check("fake sleepy ok")
+    async def sleepy(settings: Settings, options: dict[str, Any]) -> list[Check]:
+        await asyncio.sleep(0.3)
+        fake_checks["options"] = options
+        return [Check("fake sleepy ok", "ok", "fine")]
+
+    @register_check("fake crash")
+    async def crash(settings: Settings, options: dict[str, Any]) -> list[Check]:
+        raise RuntimeError("boom")
+
+    start = time.monotonic()
+    report = asyncio.run(run_doctor(load_settings(), timeout=0.5, deep=True,
+                                    only=["fake slow", "fake sleepy ok", "fake crash"]))
+    assert time.monotonic() - start < 2  # 0.5 s timeout, not 30 s; not 0.3 + 0.5 in a row
+    checks = {c.name: c for c in report.checks}
+    assert checks["fake slow"].status == "fail"
+    assert "no answer within 0.5 s" in checks["fake slow"].detail
+    assert checks["fake crash"].detail == "check crashed: RuntimeError: boom"
+    assert checks["fake sleepy ok"].latency_ms is not None
+    assert checks["fake sleepy ok"].latency_ms >= 250
+    assert fake_checks["options"]["deep"] is True and fake_checks["options"]["timeout"] == 0.5
+    assert not report.ok
+
+
+def test_exit_code_follows_required_checks(fake_checks: dict[str, Any]) -> None:
+    @register_check("fake optional")
+    async def optional(settings: Settings, options: dict[str, Any]) -> list[Check]:
+        return [Check("fake optional", "fail", "not needed", required=False),
+                Check("fake warn", "warn", "hmm")]
+
+    code, doc = doctor_json()
+    assert code == 0 and doc["ok"] is True
+    assert by_name(doc)["fake optional"]["status"] == "fail"
+
+    @register_check("fake required")
+    async def required(settings: Settings, options: dict[str, Any]) -> list[Check]:
+        return [Check("fake required", "fail", "down [really]")]
+
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 1
+    assert "fake required" in result.stdout and "down [really]" in result.stdout
+    assert "fail (optional)" in result.stdout
+    code, doc = doctor_json()
+    assert code == 1 and doc["ok"] is False
+
+
+def test_disabled_stages_are_skipped_not_failed() -> None:
+    code, doc = doctor_json()
+    checks = by_name(doc)
+    assert checks["stage fetch"]["status"] == "ok"
+    assert checks["stage summarize"]["status"] == "skip"
+    assert checks["llm"]["status"] == "skip" and checks["summarizer"]["status"] == "skip"
+    assert code == 0
+
+
+# ---------------------------------------------------------------------- cache
+def test_cache_check(cache_path: Path, pages: PageServer) -> None:
+    code, doc = doctor_json()
+    assert "no cache yet" in by_name(doc)["cache"]["detail"] and code == 0
+    proc = cli("run", "-", "-q", input=pages.url("/article/doc1") + "\n")
+    assert proc.returncode == 0
+    code, doc = doctor_json()
+    cache = by_name(doc)["cache"]
+    assert cache["status"] == "ok" and "integrity ok" in cache["detail"]
+    assert cache["data"]["rows"] == {"bookmarks": 1, "results": 2, "runs": 1}
+    assert cache["data"]["bytes"] > 0
+    cache_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        cache_path.with_name(cache_path.name + suffix).unlink(missing_ok=True)
+    cache_path.write_text("not sqlite at all\n" * 10)
+    code, doc = doctor_json()
+    assert code == 1 and by_name(doc)["cache"]["status"] == "fail"
+    assert "not a usable cache" in by_name(doc)["cache"]["detail"]
+
+
+# --------------------------------------------------------------------- source
+def test_source_file_checks(isolated_env: Path) -> None:
+    (isolated_env / "b.html").write_text(
+        "<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<DL><DT><A HREF='https://a.example/'>A</A></DL>\n")
+    code, doc = doctor_json("b.html")
+    source = by_name(doc)["source"]
+    assert code == 0 and source["status"] == "ok"
+    assert source["data"]["format"] == "netscape"
+    code, doc = doctor_json("missing.json")
+    assert code == 1
+    assert by_name(doc)["source"]["detail"] == "missing.json: no such file"
+    (isolated_env / "odd.dat").write_text("just some words\nand more\n")
+    code, doc = doctor_json("odd.dat", "--input-format", "nope")
+    assert code == 1 and "unknown input format 'nope'" in by_name(doc)["source"]["detail"]
+
+
+def test_source_database_checks(isolated_env: Path) -> None:
+    db = sqlite3.connect(isolated_env / "links.db")
+    db.execute("CREATE TABLE links (id INTEGER PRIMARY KEY, href TEXT, note TEXT)")
+    db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    db.execute("INSERT INTO links (href) VALUES ('https://a.example/')")
+    db.commit()
+    db.close()
+    code, doc = doctor_json("sqlite:///links.db", "--table", "links")
+    source = by_name(doc)["source"]
+    assert code == 0, source
+    assert "URL column href" in source["detail"] and source["data"]["records"] == 1
+    code, doc = doctor_json("sqlite:///links.db", "--table", "nothing")
+    assert code == 1 and "no table 'nothing'" in by_name(doc)["source"]["detail"]
+    code, doc = doctor_json("sqlite:///links.db", "--table", "notes")
+    assert code == 1 and "no URL column found" in by_name(doc)["source"]["detail"]
+    code, doc = doctor_json("sqlite:///links.db", "--table", "links", "--url-column", "nope")
+    assert code == 1 and "no URL column 'nope'" in by_name(doc)["source"]["detail"]
+
+
+# ------------------------------------------------------------------- settings
+def test_risky_settings_warn_but_do_not_fail(monkeypatch: pytest.MonkeyPatch,
+                                             fake_checks: dict[str, Any]) -> None:
+    monkeypatch.setenv("S3_ENDPOINT", "http://storage.example:8333")
+    monkeypatch.setenv("S3_ACCESS_KEY", "minioadmin")
+    monkeypatch.setenv("S3_SECRET_KEY", "minioadmin")
+    monkeypatch.setenv("COBALT_API_URL", "http://cobalt.example:9000")
+    monkeypatch.setenv("COBALT_API_KEY", "sekrit-key")
+    monkeypatch.setenv("LM_STUDIO_API_URL", "http://127.0.0.1:1/v1")  # loopback: fine
+    report = asyncio.run(run_doctor(load_settings(), only=["settings"]))
+    details = {c.detail for c in report.checks}
+    assert all(c.status == "warn" and not c.required for c in report.checks)
+    assert "default credentials (minioadmin); create a key for bookmark-enrich" in details
+    assert "COBALT_API_KEY is sent over plain HTTP to cobalt.example; use https://" in details
+    assert any("plain HTTP to storage.example" in d for d in details)
+    assert not any("127.0.0.1" in d for d in details)
+    assert "sekrit-key" not in json.dumps([c.as_dict() for c in report.checks])
+    assert report.ok
+
+
+# ------------------------------------------------------------ real services
+def test_llm_up_and_down(llm: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENABLE_AI_SUMMARIZATION", "true")
+    result = runner.invoke(app, ["doctor", "--deep"])
+    assert result.exit_code == 0, result.stdout
+    assert "test-model-7b" in result.stdout and "structured answer" in result.stdout
+    code, doc = doctor_json("--deep")
+    checks = by_name(doc)
+    assert code == 0
+    assert checks["llm model"]["data"]["model"] == "test-model-7b"
+    assert checks["llm answer"]["latency_ms"] is not None
+    assert checks["summarizer"]["data"]["summarizer"] == "llm"
+    monkeypatch.setenv("LM_STUDIO_API_URL", f"http://127.0.0.1:{closed_port()}/v1")
+    code, doc = doctor_json()
+    assert code == 1
+    failed = [c for c in doc["checks"] if c["status"] == "fail"]
+    assert failed and all(c["name"].startswith(("llm", "summarizer")) for c in failed)
+    result = runner.invoke(app, ["doctor", "--no-summary"])
+    assert result.exit_code == 0  # the same settings without summaries need no LLM
+
+
+def test_doctor_through_a_subprocess_keeps_streams_apart(isolated_env: Path) -> None:
+    proc = cli("doctor", "--json", "missing.txt")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] is False and by_name(doc)["source"]["status"] == "fail"
+    assert b"Traceback" not in proc.stderr
