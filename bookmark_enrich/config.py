@@ -58,7 +58,7 @@ _HELP = {
     "backoff": "Base of the exponential backoff, seconds",
     "max_retry_after": "Longest Retry-After honoured, seconds",
     "user_agent": "User-Agent header",
-    "extract_processes": "Processes extracting text (0: in the main process)",
+    "extract_processes": "Processes extracting text (0: in a thread)",
     "include_text": "Put the extracted text in the output",
     "force": "Ignore the cache; redo every stage",
     "retry_failed": "Redo stages that failed before",
