@@ -44,7 +44,7 @@ from .cli import (
     guarded,
     settings_from_ctx,
 )
-from .errors import EXIT_FAILURES, EXIT_INTERRUPTED
+from .errors import EXIT_FAILURES, EXIT_INTERRUPTED, CacheError
 from .lock import cache_lock
 from .progress import print_summary
 from .settings import Settings
@@ -157,6 +157,13 @@ def doctor(
 # ---------------------------------------------------------------- monitoring
 def _settings(ctx: typer.Context) -> Settings:
     return settings_from_ctx(ctx)
+
+
+def _existing(cache: Path) -> Path:
+    """Commands that change a cache never create one by accident."""
+    if str(cache) != ":memory:" and not cache.exists():
+        raise CacheError(f"{cache}: no cache here yet (run something first)")
+    return cache
 
 
 @contextmanager
@@ -353,7 +360,7 @@ def retry(
         from .retry import enabled_filter, retry_groups
 
         settings = _settings(ctx)
-        with cache_lock(settings.cache, wait=wait_lock, notify=_say):
+        with cache_lock(_existing(settings.cache), wait=wait_lock, notify=_say):
             with ResultCache(settings.cache) as c:
                 flt = enabled_filter(settings, failure_filter(c, stage, reason, since))
                 groups = retry_groups(c, flt)
@@ -461,7 +468,7 @@ def cache_vacuum(ctx: typer.Context, cache: CacheOpt = None) -> None:
         from .maintenance import vacuum
 
         settings = _settings(ctx)
-        with cache_lock(settings.cache):
+        with cache_lock(_existing(settings.cache)):
             before, after = vacuum(settings.cache)
         _say(f"vacuum: {before} → {after} bytes")
 
@@ -527,7 +534,7 @@ def cache_prune(
         settings = _settings(ctx)
         from .cache import ResultCache
 
-        with cache_lock(settings.cache), ResultCache(settings.cache) as c:
+        with cache_lock(_existing(settings.cache)), ResultCache(settings.cache) as c:
             if failed:
                 flt = failure_filter(c, stage, reason)
                 n = count_matching(c, flt=flt)
