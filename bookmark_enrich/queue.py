@@ -215,11 +215,14 @@ class _StreamBroker(RedisStreamBroker):
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def ack() -> None:
-            async with Redis(connection_pool=self.connection_pool) as conn:
-                pipe = conn.pipeline(transaction=True)
-                pipe.xack(queue_name, self.consumer_group_name, id)
-                pipe.xdel(queue_name, id)
-                await pipe.execute()
+            try:
+                async with Redis(connection_pool=self.connection_pool) as conn:
+                    pipe = conn.pipeline(transaction=True)
+                    pipe.xack(queue_name, self.consumer_group_name, id)
+                    pipe.xdel(queue_name, id)
+                    await pipe.execute()
+            except (OSError, redis_errors.RedisError):
+                return  # still pending: it is delivered again; the next read reports the loss
             self.held.pop(id, None)
 
         return ack
@@ -429,6 +432,18 @@ def _worker_dict(info: WorkerInfo) -> dict[str, Any]:
     return {k: getattr(info, k) for k in WorkerInfo.__slots__}
 
 
+def _connection_error(exc: BaseException) -> BaseException | None:
+    """The Redis or socket error in ``exc`` (maybe inside exception groups), if any."""
+    if isinstance(exc, OSError | redis_errors.RedisError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _connection_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
@@ -612,8 +627,10 @@ async def run_worker(settings: Any, url: str, *, name: str = DEFAULT_QUEUE_NAME,
         except asyncio.CancelledError:
             if not finish.is_set():
                 raise
-        except (OSError, redis_errors.RedisError) as exc:
-            lost = exc
+        except Exception as exc:  # anyio wraps the broker's errors in exception groups
+            lost = _connection_error(exc)
+            if lost is None:
+                raise
     finally:
         beats.cancel()
         with contextlib.suppress(BaseException):
@@ -925,6 +942,9 @@ async def enrich_queued(source: Any, settings: Any, *, url: str, notify: Callabl
     # their clients stay small); the pipeline's concurrency is just a ceiling, as the
     # executor paces the sending by the live workers' capacity.
     stages = build_stages(settings)
+    for stage in stages:
+        # The figures (bytes, tokens) are the workers'; these idle stages would say zero.
+        setattr(stage, "metrics", dict)  # noqa: B010 - shadow the method on this instance
     settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
     executor = RemoteExecutor(conn, {s.name: s.fingerprint() for s in stages}, notify=notify,
                               batch_size=batch_size, no_worker_timeout=no_worker_timeout)

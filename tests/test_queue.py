@@ -22,9 +22,11 @@ from bookmark_enrich import __version__, enrich, load_settings, open_source
 from bookmark_enrich.errors import UsageError
 from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.stages import build_stages
+from tests.conftest import skip_or_fail
 from tests.fixtures_redis import RedisQueue
 from tests.helpers import CORE_ONLY, cli, jsonl, run_library
 from tests.servers.pages import PageServer
+from tests.servers.redis import start_private
 
 queue = pytest.importorskip("bookmark_enrich.queue")
 
@@ -34,7 +36,7 @@ QENV = {**CORE_ONLY, "BOOKMARK_ENRICH_EXTRACT_PROCESSES": "0"}
 
 @pytest.fixture
 def slow_pages() -> Iterator[PageServer]:
-    server = PageServer(latency=0.3).start()
+    server = PageServer(latency=0.25).start()
     yield server
     server.stop()
 
@@ -287,8 +289,7 @@ def test_two_workers_match_a_local_run_and_rerun_is_cached(
         terminate(*workers)
     assert len(queued) == len(urls)
     assert b"2 worker(s)" in err and b"Traceback" not in err
-    local = jsonl(cli("run", str(source), env={**QENV, "BOOKMARK_ENRICH_CACHE":
-                                               str(tmp_path / "local.sqlite")}).stdout)
+    local, _ = run_library(urls, cache=tmp_path / "local.sqlite")
     assert comparable(queued) == comparable(local)
     # Workers' results are valid for the coordinator's next run: nothing is redone.
     assert rerun_hits == hits
@@ -314,10 +315,12 @@ def test_default_stages_through_the_queue_match_a_local_run(
         out, err = proc.communicate(timeout=60)
     finally:
         stop(worker)
-    local = cli("run", str(source), "-q", env={
-        **QENV, **defaults, "BOOKMARK_ENRICH_CACHE": str(tmp_path / "l.sqlite")})
-    assert proc.returncode == local.returncode, err.decode()
-    assert comparable(jsonl(out)) == comparable(jsonl(local.stdout))
+    local, stats = run_library(urls, enable_ai_summarization=True, enable_media_download=True,
+                               cache=tmp_path / "l.sqlite")
+    assert proc.returncode == (1 if stats.failed or stats.partial else 0), err.decode()
+    queued = jsonl(out)
+    assert comparable(queued) == comparable(local)
+    assert all(r["enrichment"]["summary"] for r in queued)
 
 
 @pytest.mark.redis
@@ -375,9 +378,9 @@ def test_restarted_coordinator_does_not_redo_what_is_cached(
     urls = [slow_pages.url(f"/article/r{i}") for i in range(40)]
     source = write_urls(tmp_path / "urls.txt", urls)
     cache = tmp_path / "c.sqlite"
-    workers = [start_worker(redis_queue, "-c", "4") for _ in range(2)]
+    workers = [start_worker(redis_queue, "-c", "8")]
     try:
-        wait_for(lambda: len(live_workers(redis_queue)) == 2, "two workers")
+        wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
         proc = start_coordinator(redis_queue, source, cache, "--batch-size", "2")
         wait_for(lambda: len(_finished_urls(cache)) >= 8, "cached results", timeout=60)
         proc.send_signal(signal.SIGKILL)
@@ -439,17 +442,47 @@ def test_queue_health_lists_live_workers(redis_queue: RedisQueue) -> None:
 
 @pytest.mark.redis
 def test_doctor_queue_lists_live_workers(redis_queue: RedisQueue) -> None:
-    worker = start_worker(redis_queue, "-c", "3")
-    try:
-        wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
-        proc = cli("doctor", *redis_queue.args(), "--json", "--no-summary", env=QENV)
-    finally:
-        terminate(worker)
+    client: Any = redis_queue.server.client()
+    with client:  # a worker's heartbeat, as `worker -c 3` writes it
+        client.set(f"{redis_queue.name}:workers:w1", json.dumps(
+            {"id": "w1", "host": "box", "pid": 42, "version": __version__, "concurrency": 3,
+             "busy": 0, "done": 0}), ex=30)
+    proc = cli("doctor", *redis_queue.args(), "--json", "--no-summary", env=QENV)
     report = json.loads(proc.stdout)
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["queue"]["status"] == "ok"
     assert "1 live worker(s), 3 bookmarks at once" in checks["queue"]["detail"]
-    [check] = [c for n, c in checks.items() if n.startswith("worker ")]
-    assert check["status"] == "ok" and f"bookmark-enrich {__version__}, concurrency 3" in \
-        check["detail"]
+    assert checks["worker box:42"]["status"] == "ok"
+    assert f"bookmark-enrich {__version__}, concurrency 3" in checks["worker box:42"]["detail"]
     assert checks["queue"]["data"]["workers"][0]["concurrency"] == 3
+
+
+@pytest.mark.redis
+def test_redis_lost_mid_run_is_one_line_and_exit_3(
+        slow_pages: PageServer, tmp_path: Path) -> None:
+    started = start_private()
+    if started is None:
+        skip_or_fail("no redis-server binary to start a private Redis")
+        return
+    redis_proc, server = started
+    q = RedisQueue(server, server.url, server.fresh_name())
+    urls = [slow_pages.url(f"/article/l{i}") for i in range(40)]
+    source = write_urls(tmp_path / "urls.txt", urls)
+    worker = start_worker(q, "-c", "2")
+    try:
+        wait_for(lambda: len(live_workers(q)) == 1, "a worker")
+        proc = start_coordinator(q, source, tmp_path / "c.sqlite", "--batch-size", "1")
+        wait_for(lambda: sum(slow_pages.hits.values()) >= 2, "the worker to start fetching")
+        redis_proc.kill()
+        redis_proc.wait()
+        _, err = proc.communicate(timeout=30)
+        _, worker_err = worker.communicate(timeout=30)
+    finally:
+        stop(worker)
+        if redis_proc.poll() is None:
+            redis_proc.kill()
+    assert proc.returncode == 3, err.decode()
+    assert f"error: queue {server.url}:" in err.decode() and b"Traceback" not in err
+    assert worker.returncode == 3, worker_err.decode()
+    assert f"error: lost the queue at {server.url}" in worker_err.decode()
+    assert b"Traceback" not in worker_err

@@ -7,10 +7,13 @@ removes its keys afterwards, so tests and benchmarks can share one server.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 
-__all__ = ["REDIS_URL", "RedisServer"]
+__all__ = ["REDIS_URL", "RedisServer", "start_private"]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -56,3 +59,24 @@ class RedisServer:
             keys = list(client.scan_iter(match=f"{name}:*", count=500))
             if keys:
                 client.delete(*keys)
+
+
+def start_private() -> tuple[subprocess.Popen[bytes], RedisServer] | None:
+    """A throw-away redis-server on a free port (a test may kill it); None without the binary."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", port=port)
+    deadline = time.monotonic() + 10
+    while not server.available():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            return None
+        time.sleep(0.05)
+    return proc, server
