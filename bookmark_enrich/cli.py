@@ -371,7 +371,8 @@ def run(
                                         subscribers=_subscribers(settings, quiet),
                                         url_field=url_field, keep_going=keep_going,
                                         queue=_queue_options(ctx, queue, queue_name,
-                                                             batch_size, no_worker_timeout)))
+                                                             batch_size, no_worker_timeout,
+                                                             quiet)))
             committed = True
             if writer is not None:
                 try:
@@ -413,12 +414,12 @@ async def _enrich(src: Any, settings: Settings, *, queue: dict[str, Any] | None,
 
 
 def _queue_options(ctx: typer.Context, queue: str | None, queue_name: str, batch_size: int,
-                   no_worker_timeout: float | None) -> dict[str, Any] | None:
+                   no_worker_timeout: float | None, quiet: bool) -> dict[str, Any] | None:
     if queue is None:
         return None
     given = ctx.get_parameter_source("concurrency")
     return {"url": queue, "name": queue_name, "batch_size": batch_size,
-            "no_worker_timeout": no_worker_timeout,
+            "no_worker_timeout": no_worker_timeout, "quiet": quiet,
             "max_inflight": ctx.params.get("concurrency") if given is not None and
             given.name not in ("DEFAULT", "DEFAULT_MAP") else None}
 

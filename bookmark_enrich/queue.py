@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -663,7 +663,6 @@ class _Item:
 @dataclass(slots=True)
 class _Sent:
     items: list[_Item]
-    sent_at: float = field(default_factory=time.monotonic)
 
 
 class RemoteExecutor:
@@ -685,8 +684,10 @@ class RemoteExecutor:
         grace: float = 10.0,
         no_worker_timeout: float | None = None,
         capacity: int | None = None,
+        quiet: bool = False,
     ) -> None:
         self.conn = conn
+        self.quiet = quiet
         self.fingerprints = fingerprints
         self.notify = notify
         self.batch_size = max(1, batch_size)
@@ -873,7 +874,7 @@ class RemoteExecutor:
                             "(versions must match)")
         self.live_capacity = sum(max(1, w.concurrency) for w in usable)
         self._room.set()
-        if first and usable:
+        if first and usable and not self.quiet:
             self.notify(f"queue {self.conn.display}: {len(usable)} worker(s), "
                         f"{self.live_capacity} bookmarks at once")
         return usable
@@ -892,7 +893,7 @@ class RemoteExecutor:
                     continue
                 usable = await self._refresh_workers()
                 if usable or not (self._sent or self._waiting):
-                    if told and usable:
+                    if told and usable and not self.quiet:
                         self.notify(f"queue: {len(usable)} worker(s) now listening")
                     idle_since, told = None, False
                     continue
@@ -900,10 +901,12 @@ class RemoteExecutor:
                 waited = time.monotonic() - idle_since
                 if not told and waited >= min(self.grace, self.no_worker_timeout or self.grace):
                     told = True
+                    named = "" if self.conn.name == DEFAULT_QUEUE_NAME else \
+                        f" --queue-name {self.conn.name}"
                     self.notify(
                         f"no worker is listening on {self.conn.display} (queue "
                         f"{self.conn.name!r}, version {__version__}); start one with "
-                        f"`bookmark-enrich worker --queue {self.conn.display}`"
+                        f"`bookmark-enrich worker --queue {self.conn.display}{named}`"
                         + ("" if self.no_worker_timeout else "; waiting"))
                 if self.no_worker_timeout is not None and waited >= self.no_worker_timeout:
                     raise NoWorkers(f"no worker took the work within {self.no_worker_timeout:g}s "
@@ -928,7 +931,8 @@ class RemoteExecutor:
 async def enrich_queued(source: Any, settings: Any, *, url: str, notify: Callable[[str], None],
                         name: str = DEFAULT_QUEUE_NAME, batch_size: int = 8,
                         no_worker_timeout: float | None = None,
-                        max_inflight: int | None = None, **kw: Any) -> Any:
+                        max_inflight: int | None = None, quiet: bool = False,
+                        **kw: Any) -> Any:
     """:func:`runner.enrich` with the stages run by the queue's workers.
 
     ``max_inflight`` (the coordinator's ``--concurrency``) caps the bookmarks in
@@ -947,7 +951,8 @@ async def enrich_queued(source: Any, settings: Any, *, url: str, notify: Callabl
         setattr(stage, "metrics", dict)  # noqa: B010 - shadow the method on this instance
     settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
     executor = RemoteExecutor(conn, {s.name: s.fingerprint() for s in stages}, notify=notify,
-                              batch_size=batch_size, no_worker_timeout=no_worker_timeout)
+                              batch_size=batch_size, no_worker_timeout=no_worker_timeout,
+                              quiet=quiet)
     try:
         async with executor:
             return await enrich(source, settings, stages=stages, executor=executor, **kw)
