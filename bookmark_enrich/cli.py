@@ -331,6 +331,30 @@ def run(
     lowercase_tags: Annotated[
         bool, typer.Option("--lowercase-tags/--keep-tag-case", help="Lower-case suggested tags.")
     ] = True,
+    enable_media_download: Annotated[bool, typer.Option(
+        "--media/--no-media", help="Download media (ENABLE_MEDIA_DOWNLOAD).")] = True,
+    media_backend: Annotated[str | None, typer.Option(
+        "--media-backend", help="cobalt, ytdlp or auto [default: auto].",
+        show_default=False)] = None,
+    audio_only: Annotated[bool, typer.Option(
+        "--audio-only", help="Download only the audio track.")] = False,
+    video_quality: Annotated[str | None, typer.Option(
+        "--video-quality", help="Cobalt videoQuality (max, 1080, 720...) [default: 1080].",
+        show_default=False)] = None,
+    max_picker_items: Annotated[int | None, typer.Option(
+        "--max-picker-items", help="Items kept from a multi-item post [default: 4].",
+        show_default=False)] = None,
+    media_hosts: Annotated[str | None, typer.Option(
+        "--media-hosts", help="More hosts whose links are media (comma-separated).",
+        show_default=False)] = None,
+    media_concurrency: Annotated[int | None, typer.Option(
+        "--media-concurrency", help="Media downloads at once [default: 2].",
+        show_default=False)] = None,
+    media_dir: Annotated[Path | None, typer.Option(
+        "--media-dir", help="Where media goes without S3 [env: BOOKMARK_ENRICH_MEDIA_DIR].",
+        show_default=False)] = None,
+    create_bucket: Annotated[bool, typer.Option(
+        "--create-bucket", help="Create the S3 bucket when it is missing.")] = False,
     writeback: Annotated[bool, typer.Option(
         "--writeback", help="Write the results back into SOURCE (table or file).")] = False,
     dry_run: DryRunOpt = False,
@@ -432,6 +456,17 @@ def _as_format(name: str) -> OutputFormat:
 def schema() -> None:
     """Print the JSON Schema of the output record."""
     typer.echo(json.dumps(OutputRecord.model_json_schema(), indent=2))
+
+
+@app.command()
+def formats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List the input formats: name, how each is detected, whether --writeback works."""
+    from .sources.exports import describe_formats, format_table
+
+    typer.echo(json.dumps(describe_formats(), indent=2, ensure_ascii=False) if as_json
+               else format_table())
 
 
 @app.command()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
@@ -101,6 +101,19 @@ class Settings(BaseSettings):
         500, gt=0, validation_alias=_alias("MAX_MEDIA_SIZE_MB", "max_media_size_mb")
     )
 
+    # --- Media (BOOKMARK_ENRICH_*) --------------------------------------------
+    media_backend: Literal["auto", "cobalt", "ytdlp"] = "auto"
+    """auto: Cobalt, then yt-dlp when Cobalt cannot (or is not there)."""
+    audio_only: bool = False
+    video_quality: str = "1080"
+    max_picker_items: int = Field(4, ge=1, le=100)
+    media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Extra hosts whose links are media (comma-separated)."""
+    media_concurrency: int = Field(2, ge=1, le=64)
+    create_bucket: bool = False
+    cobalt_probe_url: str = "http://localhost:9000/"
+    """Where the media stage looks for Cobalt when COBALT_API_URL is unset (``""``: never)."""
+
     # --- Storage (original names) ---------------------------------------------
     s3_endpoint: str | None = Field(None, validation_alias=_alias("S3_ENDPOINT", "s3_endpoint"))
     s3_access_key: SecretStr | None = Field(
@@ -147,6 +160,13 @@ class Settings(BaseSettings):
         # ``FOO=`` in a .env file means "not configured", not "the empty URL".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("media_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip().lower() for h in value.split(",") if h.strip()]
         return value
 
     @property

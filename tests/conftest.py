@@ -15,6 +15,7 @@ pytest_plugins: list[str] = []
 pytest_plugins.append("tests.fixtures_llm")
 pytest_plugins.append("tests.fixtures_redis")
 pytest_plugins.append("tests.fixtures_postgres")
+pytest_plugins.append("tests.fixtures_s3")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

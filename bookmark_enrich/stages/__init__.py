@@ -12,6 +12,7 @@ __all__ = [
     "STAGE_TYPES",
     "ExtractStage",
     "FetchStage",
+    "MediaStage",
     "Stage",
     "StageContext",
     "SummarizeStage",
@@ -19,6 +20,9 @@ __all__ = [
     "fingerprint_of",
     "register_stage",
 ]
+
+# Imported after the others on purpose: registration order is pipeline order.
+from .media import MediaStage
 
 
 def build_stages(settings: Settings, only: set[str] | None = None) -> list[Stage]:
