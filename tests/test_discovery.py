@@ -105,8 +105,7 @@ def test_first_server_with_a_loaded_model_is_used(servers: list[LLMServer]) -> N
     summarizer, notices, _ = choose(settings)
     assert summarizer.name == "llm"
     assert getattr(summarizer, "model", None) == "llama3.2:3b"
-    assert notices == [f"summarizer: LLM llama3.2:3b found at {ollama.base_url} "
-                       f"(127.0.0.1:{ollama.port})"]
+    assert notices == [f"summarizer: LLM llama3.2:3b found at 127.0.0.1:{ollama.port}"]
     info = describe(settings)
     assert (info["status"], info["summarizer"], info["why"], info["model"]) == \
         ("ok", "llm", "discovered", "llama3.2:3b")
@@ -217,7 +216,7 @@ def test_run_announces_the_discovered_server_first(pages: PageServer,
                env={**ON, "BOOKMARK_ENRICH_LLM_PROBE_URLS": probes})
     assert proc.returncode == 0, proc.stderr.decode()
     first = proc.stderr.decode().splitlines()[0]
-    assert first == f"summarizer: LLM {MODEL} found at {found.base_url} (127.0.0.1:{found.port})"
+    assert first == f"summarizer: LLM {MODEL} found at 127.0.0.1:{found.port}"
     [record] = jsonl(proc.stdout)
     assert (record["enrichment"]["summarizer"], record["enrichment"]["model"]) == ("llm", MODEL)
 

@@ -16,8 +16,8 @@ from ..errors import ServiceUnavailable
 from ..settings import Settings
 from .llm import LLMClient
 
-__all__ = ["DEFAULT_PROBES", "DISCOVERY_SECONDS", "Probe", "ProbeResult", "discover_llm",
-           "probes_for"]
+__all__ = ["DEFAULT_PROBES", "DISCOVERY_SECONDS", "Discovery", "Probe", "ProbeResult",
+           "discover_llm", "host_of", "probes_for"]
 
 DISCOVERY_SECONDS = 1.0
 
@@ -61,12 +61,13 @@ class Discovery:
 
     def describe(self) -> str:
         """``LM Studio (localhost:1234): refused; Ollama (...): no model loaded; ...``."""
-        return "; ".join(f"{r.probe.label} ({_hostport(r.probe.base_url)}): {r.problem}"
+        return "; ".join(f"{r.probe.label} ({host_of(r.probe.base_url)}): {r.problem}"
                          for r in self.results if r is not self.chosen)
 
 
-def _hostport(url: str) -> str:
-    return url.split("://", 1)[-1].split("/", 1)[0]
+def host_of(url: str) -> str:
+    """``http://user:pw@host:1234/v1`` → ``host:1234``: no credentials in messages."""
+    return url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
 
 
 def probes_for(settings: Settings) -> list[Probe]:
@@ -74,7 +75,7 @@ def probes_for(settings: Settings) -> list[Probe]:
     if settings.llm_probe_urls is None:
         return list(DEFAULT_PROBES)
     known = {p.base_url.rstrip("/"): p.label for p in DEFAULT_PROBES}
-    return [Probe(known.get(url.rstrip("/"), url.rstrip("/")), url.rstrip("/"))
+    return [Probe(known.get(url.rstrip("/"), host_of(url)), url.rstrip("/"))
             for url in settings.llm_probe_urls if url.strip()]
 
 

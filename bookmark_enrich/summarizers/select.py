@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..services.discovery import Discovery, discover_llm
+from ..services.discovery import Discovery, ProbeResult, discover_llm, host_of
 from ..services.health import Check, CheckStatus, register_check
 from ..services.llm import LLMClient, LLMUnavailable
 from ..settings import Settings
@@ -33,9 +33,10 @@ _FALLBACK_HINT = "start LM Studio's local server (or Ollama), set LM_STUDIO_API_
     "--summarizer builtin"
 
 
-def _host(url: str) -> str:
-    """``http://user:pw@host:1234/v1`` → ``host:1234``: no credentials in messages."""
-    return url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+def _where(result: ProbeResult) -> str:
+    """``LM Studio (localhost:1234)``, or just ``host:port`` for an address of your own."""
+    host = host_of(result.probe.base_url)
+    return host if result.probe.label == host else f"{result.probe.label} ({host})"
 
 
 def _nothing_found(found: Discovery) -> str:
@@ -44,10 +45,9 @@ def _nothing_found(found: Discovery) -> str:
     quiet = [r for r in found.results if r.problem == "nothing listening"]
     parts = []
     if quiet:
-        parts.append("nothing listening at " + ", ".join(_host(r.probe.base_url)
+        parts.append("nothing listening at " + ", ".join(host_of(r.probe.base_url)
                                                          for r in quiet))
-    parts.extend(f"{r.probe.label} at {_host(r.probe.base_url)}: {r.problem}"
-                 for r in found.results if r not in quiet)
+    parts.extend(f"{_where(r)}: {r.problem}" for r in found.results if r not in quiet)
     return "; ".join(parts)
 
 
@@ -73,14 +73,13 @@ async def choose_summarizer(settings: Settings,
         except BaseException:
             await summarizer.aclose()
             raise
-        say(f"summarizer: LLM {summarizer.model} at {_host(settings.lm_studio_api_url)} "
+        say(f"summarizer: LLM {summarizer.model} at {host_of(settings.lm_studio_api_url)} "
             "(LM_STUDIO_API_URL)")
         return summarizer
     found = await discover_llm(settings)
     if found.chosen is not None and found.chosen.client is not None:
         client = found.chosen.client
-        say(f"summarizer: LLM {client.model} found at {found.chosen.probe.label} "
-            f"({_host(client.base_url)})")
+        say(f"summarizer: LLM {client.model} found at {_where(found.chosen)}")
         return LLMSummarizer(settings, client=client, notify=notify)
     if settings.summarizer == "llm":
         raise LLMUnavailable("llm_unreachable",
@@ -102,7 +101,7 @@ async def describe_choice(settings: Settings,
               required: bool = True, model: str | None = None,
               base_url: str | None = None) -> list[Check]:
         data = {"summarizer": summarizer, "model": model,
-                "base_url": _host(base_url) if base_url else None, "why": why}
+                "base_url": host_of(base_url) if base_url else None, "why": why}
         return [Check("summarizer", status, detail, required=required, data=data)]
 
     if not settings.enable_ai_summarization:
@@ -120,14 +119,14 @@ async def describe_choice(settings: Settings,
                          "llm", "configured_down", base_url=settings.lm_studio_api_url)
         finally:
             await client.aclose()
-        return check("ok", f"LLM {info.id} at {_host(client.base_url)} (LM_STUDIO_API_URL)",
+        return check("ok", f"LLM {info.id} at {host_of(client.base_url)} (LM_STUDIO_API_URL)",
                      "llm", "configured", model=info.id, base_url=client.base_url)
     found = await discover_llm(settings)
     if found.chosen is not None and found.chosen.client is not None:
         client = found.chosen.client
         try:
-            return check("ok", f"LLM {client.model} found at {found.chosen.probe.label} "
-                         f"({_host(client.base_url)})", "llm", "discovered",
+            return check("ok", f"LLM {client.model} found at {_where(found.chosen)}",
+                         "llm", "discovered",
                          model=client.model, base_url=client.base_url)
         finally:
             await client.aclose()
