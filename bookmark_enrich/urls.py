@@ -28,7 +28,10 @@ def resolve_url(raw: str, base_dir: Path | None = None) -> str:
         raise InvalidURL("empty URL")
     if any(ord(c) < 32 for c in url):
         raise InvalidURL("URL contains control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL" and the like
+        raise InvalidURL(f"malformed URL ({exc}): {url[:80]!r}") from None
     scheme = parts.scheme.lower()
     if scheme not in _ALLOWED_SCHEMES:
         shown = url if len(url) <= 80 else url[:77] + "..."

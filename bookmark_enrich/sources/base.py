@@ -39,6 +39,8 @@ class ReadOptions:
     url_field: str | None = None
     base_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    """The file being read, when it is one (formats that need to reopen or seek it)."""
 
 
 ReadResult = Iterator[RawRecord | InputIssue]
@@ -67,6 +69,8 @@ class FileFormat:
     container: str | None = None
     """The plain file shape the records sit in (``json``, ``jsonl``, ``csv``,
     ``netscape``), which tells writeback how to rewrite the file; None: not writable."""
+    binary: bool = False
+    """Sniffs binary magic (SQLite, mozLz40, bplist): tried even when the head looks binary."""
 
 
 def find_url_field(keys: Any, preferred: str | None = None) -> str | None:

@@ -58,10 +58,12 @@ def _looks_binary(head: bytes) -> bool:
     return bad > len(sample) // 20 or sample.decode("utf-8", "replace").count("\ufffd") > 8
 
 
-def detect_format(head: bytes, suffix: str = "") -> FileFormat | None:
-    """Pick a format by content first, then by file extension."""
+def detect_format(head: bytes, suffix: str = "", *, binary: bool = False) -> FileFormat | None:
+    """Pick a format by content first, then by file extension (``binary``: binary ones only)."""
     body = head.lstrip(b"\xef\xbb\xbf")
     for fmt in sorted(FORMATS.values(), key=lambda f: f.priority):
+        if binary and not fmt.binary:
+            continue
         try:
             if fmt.sniff(body):
                 return fmt
@@ -69,7 +71,7 @@ def detect_format(head: bytes, suffix: str = "") -> FileFormat | None:
             continue
     suffix = suffix.lower()
     for fmt in FORMATS.values():
-        if suffix and suffix in fmt.extensions:
+        if suffix and suffix in fmt.extensions and fmt.binary == binary:
             return fmt
     return None
 
@@ -88,7 +90,7 @@ class FileSource(Source):
         self.is_stdin = path == "-"
         self.path = None if self.is_stdin else Path(path)
         self.display = "stdin" if self.is_stdin else str(path)
-        self.options = ReadOptions(url_field=url_field)
+        self.options = ReadOptions(url_field=url_field, path=self.path)
         raw: IO[bytes]
         if self.is_stdin:
             raw = stdin if stdin is not None else sys.stdin.buffer
@@ -116,16 +118,22 @@ class FileSource(Source):
             raise InputError(f"{self.display}: cannot read: {exc.strerror or exc}") from None
         if not head.strip():
             raise InputError(f"{self.display}: empty input, no bookmarks to read")
-        if _looks_binary(head):
-            raise InputError(f"{self.display}: looks like binary data, not a bookmarks file")
+        # Binary heads go only to formats that read binary files (SQLite, mozLz40, bplist).
+        binary = _looks_binary(head)
         if input_format:
             fmt = FORMATS.get(input_format)
             if fmt is None:
                 raise InputError(f"unknown input format {input_format!r}; "
                                  f"known: {', '.join(sorted(FORMATS))}")
+            if binary and not fmt.binary:
+                raise InputError(f"{self.display}: looks like binary data, not a bookmarks file")
         else:
             suffix = "" if self.path is None else self.path.suffix
-            fmt = detect_format(head, suffix)
+            fmt = detect_format(head, suffix, binary=binary)
+            if fmt is None and binary:
+                tried = ", ".join(sorted(f.name for f in FORMATS.values() if f.binary))
+                raise InputError(f"{self.display}: looks like binary data, not a bookmarks "
+                                 f"file (binary formats tried: {tried or 'none'})")
             if fmt is None:
                 raise InputError(
                     f"{self.display}: unknown format (tried {', '.join(sorted(FORMATS))}); "

@@ -100,7 +100,10 @@ def read_json(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | I
                 continue
             yield RawRecord(index, value)
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
-        yield InputIssue(index + 1, f"JSON broken after record {index}: {exc}", fatal=True)
+        # yajl points at the damage over three lines; the report is one line.
+        yield InputIssue(index + 1, f"JSON broken after record {index}: "
+                         f"{' '.join(str(exc).replace('(right here) ------^', '').split())}",
+                         fatal=True)
 
 
 def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
@@ -145,8 +148,10 @@ def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | In
         from ..errors import InputError
 
         wanted = options.url_field or "/".join(("url", "href", "link", "uri"))
+        shown = " ".join(", ".join(header).split())  # a quoted header cell may span lines
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
         raise InputError(f"CSV has no URL column (looked for {wanted}; columns: "
-                         f"{', '.join(header) or 'none'}); name it with --url-field")
+                         f"{shown or 'none'}); name it with --url-field")
     while True:
         try:
             row = next(reader)

@@ -49,6 +49,13 @@ class _BookmarkParser(HTMLParser):
         self.in_dd = False
         self.dd_text = []
 
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:  # Python < 3.13 asserts on an odd <![...]> section
+            end = self.rawdata.find(">", i)
+            return -1 if end < 0 else end + 1
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
             self._flush()

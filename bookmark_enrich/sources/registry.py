@@ -61,3 +61,6 @@ for _fmt in (
     ),
 ):
     register_format(_fmt)
+
+# Browser and read-it-later exports register themselves (after the generic formats above).
+from . import exports as _exports  # noqa: E402, F401

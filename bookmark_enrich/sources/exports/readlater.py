@@ -1,0 +1,73 @@
+"""Read-it-later CSV exports: Instapaper, Raindrop.io, Readwise Reader, Matter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base import FileFormat
+from ..registry import register_format
+from ._common import common_record, csv_header, csv_reader, split_tags, str_or_none, to_iso
+
+__all__ = ["INSTAPAPER", "MATTER", "RAINDROP", "READWISE"]
+
+
+def _has_columns(*names: str) -> Any:
+    wanted = {n.lower() for n in names}
+
+    def sniff(head: bytes) -> bool:
+        return wanted <= {c.lower() for c in csv_header(head)}
+
+    return sniff
+
+
+def _instapaper(row: dict[str, Any]) -> dict[str, Any]:
+    return common_record(row, url=row.get("URL"), title=str_or_none(row.get("Title")),
+                         tags=split_tags(row.get("Tags"), ","),
+                         folder=str_or_none(row.get("Folder")),
+                         created=to_iso(row.get("Timestamp")),
+                         excerpt=str_or_none(row.get("Selection")))
+
+
+def _raindrop(row: dict[str, Any]) -> dict[str, Any]:
+    return common_record(row, url=row.get("url"), title=str_or_none(row.get("title")),
+                         tags=split_tags(row.get("tags"), ","),
+                         folder=str_or_none(row.get("folder")),
+                         created=to_iso(row.get("created")),
+                         notes=str_or_none(row.get("note")),
+                         excerpt=str_or_none(row.get("excerpt")))
+
+
+def _readwise(row: dict[str, Any]) -> dict[str, Any]:
+    return common_record(row, url=row.get("URL"), title=str_or_none(row.get("Title")),
+                         tags=split_tags(row.get("Document tags"), ","),
+                         folder=str_or_none(row.get("Location")),
+                         created=to_iso(row.get("Saved date")))
+
+
+def _matter(row: dict[str, Any]) -> dict[str, Any]:
+    return common_record(row, url=row.get("URL"), title=str_or_none(row.get("Title")),
+                         tags=split_tags(row.get("Tags"), ";,"))
+
+
+INSTAPAPER = register_format(FileFormat(
+    "instapaper", "Instapaper CSV export", "header URL,Title,Selection,Folder,Timestamp",
+    (".csv",), _has_columns("URL", "Title", "Selection", "Folder", "Timestamp"),
+    csv_reader(_instapaper), priority=32, container="csv",
+))
+RAINDROP = register_format(FileFormat(
+    "raindrop", "Raindrop.io CSV export",
+    "header id,title,note,excerpt,url,folder,tags,created", (".csv",),
+    _has_columns("id", "title", "note", "excerpt", "url", "folder", "tags", "created"),
+    csv_reader(_raindrop), priority=33, container="csv",
+))
+READWISE = register_format(FileFormat(
+    "readwise", "Readwise Reader CSV export",
+    "header Title,URL,…,Document tags,Saved date", (".csv",),
+    _has_columns("Title", "URL", "Document tags", "Saved date"),
+    csv_reader(_readwise), priority=34, container="csv",
+))
+MATTER = register_format(FileFormat(
+    "matter", "Matter CSV export", "header Title,Author,Publisher,URL,…,Word Count,In Queue",
+    (".csv",), _has_columns("Title", "Publisher", "URL", "Word Count", "In Queue"),
+    csv_reader(_matter), priority=35, container="csv",
+))
