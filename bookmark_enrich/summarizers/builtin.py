@@ -238,8 +238,9 @@ def _extractor(language: str) -> Any:
     import yake
 
     stop = _stopwords(language) or _stopwords("en")
-    return yake.KeywordExtractor(lan=_YAKE_CODES.get(language, language), n=2, top=20,
-                                 dedup_lim=0.7, stopwords=set(stop))
+    # n and the dedup limit go by position: newer yake renamed dedupLim to dedup_lim.
+    return yake.KeywordExtractor(_YAKE_CODES.get(language, language), 2, 0.7, top=20,
+                                 stopwords=set(stop))
 
 
 def _keywords(text: str, language: str) -> list[str]:
