@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bookmark_enrich import load_settings
 from bookmark_enrich.errors import StageError
@@ -176,3 +178,16 @@ def test_cli_run_gallery_login_wall_and_description_only_pages(tmp_path: Path) -
     assert login["summarizer"] == "builtin"
     assert "password" not in " ".join(login["keywords"]).lower()
     assert json.dumps(records)  # plain JSON all the way
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=600), description=st.none() | st.text(max_size=200),
+       language=st.none() | st.sampled_from(["en", "de", "xx", "zh-CN", "", "fr_FR"]))
+def test_any_text_gives_a_summary_or_none_never_an_exception(
+        text: str, description: str | None, language: str | None) -> None:
+    meta = {"title": "T", "description": description, "language": language,
+            "page_tags": [text[:30]], "categories": None}
+    result = summarize_page(text, meta, 5, True)
+    if result is not None:
+        assert isinstance(result["summary"], str) and result["summary"].strip()
+        assert len(result["tags"]) <= 5 and len(result["keywords"]) <= 10
