@@ -132,10 +132,12 @@ def test_summarizer_runs_in_the_process_pool_and_reports_no_content() -> None:
             result = await summarizer.summarize(text, meta, existing_tags=[])
             assert (result.summarizer, result.model, result.language) == ("builtin", None, "fr")
             assert len(result.tags) == 3 and result.tags[0] == "Écologie"
+            again = await summarizer.summarize(text, meta, existing_tags=["ÉCOLOGIE"])
+            assert again.tags[0] == "ÉCOLOGIE"  # the collection's spelling wins
             with pytest.raises(StageError) as err:
                 await summarizer.summarize("", {"title": "x"}, existing_tags=[])
             assert err.value.reason == "no_content"
-            assert summarizer.metrics() == {"built-in summaries": 1}
+            assert summarizer.metrics() == {"built-in summaries": 2}
         finally:
             await summarizer.aclose()
             shutdown_pool()

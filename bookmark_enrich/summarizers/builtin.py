@@ -348,9 +348,13 @@ class BuiltinSummarizer:
         if result is None:
             raise StageError("no_content", "no sentences and no description to summarize")
         self.pages += 1
-        return Summary(summary=result["summary"], keywords=result["keywords"],
-                       tags=result["tags"], language=result["language"],
-                       summarizer="builtin", model=None)
+        # A tag the collection already has keeps the spelling it has there.
+        known = {tag_identity(t): t for t in existing_tags}
+        tags = normalize_tags([known.get(tag_identity(t), t) for t in result["tags"]],
+                              limit=self.settings.max_tags,
+                              lowercase=self.settings.lowercase_tags)
+        return Summary(summary=result["summary"], keywords=result["keywords"], tags=tags,
+                       language=result["language"], summarizer="builtin", model=None)
 
     def metrics(self) -> dict[str, Any]:
         """Pages summarized offline (for the end-of-run summary)."""
