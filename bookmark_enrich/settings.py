@@ -6,6 +6,8 @@ The original design's names (``LM_STUDIO_*``, ``COBALT_*``, ``S3_*``, ``ENABLE_*
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -105,12 +107,17 @@ class Settings(BaseSettings):
     media_backend: Literal["auto", "cobalt", "ytdlp"] = "auto"
     """auto: Cobalt, then yt-dlp when Cobalt cannot (or is not there)."""
     audio_only: bool = False
+    """Download only the audio track."""
     video_quality: str = "1080"
+    """Cobalt's videoQuality: max, 4320 … 144."""
     max_picker_items: int = Field(4, ge=1, le=100)
+    """Items kept from a post with several (Cobalt's picker)."""
     media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Extra hosts whose links are media (comma-separated)."""
     media_concurrency: int = Field(2, ge=1, le=64)
+    """Media downloads at once (their own limit, below the bookmark concurrency)."""
     create_bucket: bool = False
+    """Create a missing S3 bucket instead of refusing to run."""
     cobalt_probe_url: str = "http://localhost:9000/"
     """Where the media stage looks for Cobalt when COBALT_API_URL is unset (``""``: never)."""
 
@@ -165,8 +172,13 @@ class Settings(BaseSettings):
     @field_validator("media_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
         if isinstance(value, str):
-            return [h.strip().lower() for h in value.split(",") if h.strip()]
+            value = value.split(",")
+        if isinstance(value, list):
+            return [str(h).strip().lower() for h in value if str(h).strip()]
         return value
 
     @property
