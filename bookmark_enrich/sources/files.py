@@ -151,8 +151,10 @@ class FileSource(Source):
         """Counts lines or anchors of a file up to 256 MiB; stdin is unknown."""
         if self.path is None or self.stat[0] > 256 * 1024 * 1024:
             return None
+        # Exports shaped like CSV (Pocket, Instapaper, ...) count as their container does.
+        kind = self.format_name if self.format_name == "text" else self.format.container or ""
         marks = {"jsonl": (b"\n",), "text": (b"\n",), "csv": (b"\n",),
-                 "netscape": (b"<A ", b"<a ")}.get(self.format_name)
+                 "netscape": (b"<A ", b"<a ")}.get(kind)
         if marks is None:
             return None
         count = 0
@@ -161,9 +163,9 @@ class FileSource(Source):
             while block := f.read(1 << 20):
                 count += sum(block.count(m) for m in marks)
                 last = block
-        if self.format_name != "netscape" and last and not last.endswith(b"\n"):
+        if kind != "netscape" and last and not last.endswith(b"\n"):
             count += 1
-        return max(0, count - (1 if self.format_name == "csv" else 0))
+        return max(0, count - (1 if kind == "csv" else 0))
 
     def read(self) -> Iterator[RawRecord | InputIssue]:
         yield from self.format.read(self._stream, self.options)

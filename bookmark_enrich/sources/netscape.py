@@ -49,7 +49,7 @@ class _BookmarkParser(HTMLParser):
         self.in_dd = False
         self.dd_text = []
 
-    def parse_marked_section(self, i: int, report: int = 1) -> int:
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
         try:
             return super().parse_marked_section(i, report)
         except AssertionError:  # Python < 3.13 asserts on an odd <![...]> section
@@ -119,9 +119,15 @@ def read_netscape(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord
             for line, rec in parser.ready:
                 yield RawRecord(line, rec, "url")
             parser.ready.clear()
+    # A file cut inside a tag leaves it unparsed; close() would take it for text.
+    cut_in_tag = parser.rawdata.lstrip().startswith("<")
+    cut_line = parser.getpos()[0]
     parser.close()
     parser._flush()
-    if parser.current is not None:  # file ends inside an <A>
-        yield InputIssue(parser.current_line, "truncated bookmark entry at end of file")
     for line, rec in parser.ready:
         yield RawRecord(line, rec, "url")
+    if parser.current is not None:  # file ends inside an <A>
+        yield InputIssue(parser.current_line, "truncated bookmark entry at end of file",
+                         fatal=True)
+    elif cut_in_tag:
+        yield InputIssue(cut_line, "file ends inside a tag (cut short?)", fatal=True)

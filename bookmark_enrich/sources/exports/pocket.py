@@ -50,7 +50,7 @@ class _PocketParser(HTMLParser):
         self.ready: list[tuple[int, dict[str, Any]]] = []
         self.ended = False
 
-    def parse_marked_section(self, i: int, report: int = 1) -> int:
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
         try:
             return super().parse_marked_section(i, report)
         except AssertionError:  # Python < 3.13 asserts on an odd <![...]> section
