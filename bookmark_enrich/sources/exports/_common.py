@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import IO, Any
 
 from ...models import InputIssue
@@ -62,7 +63,8 @@ def common_record(original: dict[str, Any], **common: Any) -> dict[str, Any]:
     return record
 
 
-def folder_path(names: list[str]) -> str | None:
+@lru_cache(maxsize=4096)
+def folder_path(names: tuple[str, ...]) -> str | None:
     """``A/B`` from folder names; a ``/`` inside a name becomes ``∕`` (as the HTML reader does)."""
     parts = [n.strip().replace("/", "∕") for n in names if isinstance(n, str) and n.strip()]
     return "/".join(parts) or None

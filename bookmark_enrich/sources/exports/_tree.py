@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import ijson
 from ijson.common import ObjectBuilder
@@ -19,6 +19,7 @@ from ijson.common import ObjectBuilder
 __all__ = ["Node", "walk_nodes"]
 
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
+_TOP, _NODE, _CHILDREN, _BUILD, _SKIP, _OUTER = range(6)
 
 
 @dataclass(slots=True)
@@ -29,10 +30,12 @@ class Node:
     fields: dict[str, Any] = field(default_factory=dict)
     has_children: bool = False
     key: str | None = None
+    kind: ClassVar[int] = _NODE
 
 
 class _Children:
     __slots__ = ("count", "owner")
+    kind = _CHILDREN
 
     def __init__(self, owner: Node) -> None:
         self.owner = owner
@@ -41,17 +44,19 @@ class _Children:
 
 class _Build:
     __slots__ = ("builder", "depth", "owner")
+    kind = _BUILD
 
-    def __init__(self, owner: Any) -> None:
-        self.owner = owner  # the Node or dict receiving the value
+    def __init__(self, owner: Node) -> None:
+        self.owner = owner  # the node whose current key receives the value
         self.builder = ObjectBuilder()
-        self.depth = 0
+        self.depth = 1
 
 
 class _Outer:
     """An object outside the nodes (Chrome's top level and its ``roots`` map)."""
 
     __slots__ = ("count", "key", "level")
+    kind = _OUTER
 
     def __init__(self, level: int) -> None:
         self.level = level
@@ -69,23 +74,13 @@ def walk_nodes(stream: IO[bytes] | Any, *, roots_key: str | None,
     ``names_only``: build no nested values (a fast first pass for folder names).
     Raises ijson's errors where the JSON is damaged, after the nodes before it.
     """
+    # The frame on top decides what an event means; its ``kind`` is compared as an
+    # int (one attribute read per event, not a chain of isinstance checks).
     stack: list[Any] = []
+    top: Any = None
     for event, value in ijson.basic_parse(stream, use_float=True):
-        top = stack[-1] if stack else None
-        if isinstance(top, _Build):
-            if event in ("start_map", "start_array"):
-                top.depth += 1
-            elif event in ("end_map", "end_array"):
-                top.depth -= 1
-            top.builder.event(event, value)
-            if top.depth == 0:
-                stack.pop()
-                if not names_only:
-                    node = top.owner
-                    if node.key is not None:
-                        node.fields[node.key] = top.builder.value
-            continue
-        if isinstance(top, Node):
+        kind = _TOP if top is None else top.kind
+        if kind == _NODE:
             if event == "map_key":
                 top.key = value
             elif event in _SCALARS:
@@ -94,66 +89,86 @@ def walk_nodes(stream: IO[bytes] | Any, *, roots_key: str | None,
             elif event == "end_map":
                 stack.pop()
                 yield top
+                top = stack[-1] if stack else None
             elif event == "start_array" and top.key == children_key:
                 top.has_children = True
-                stack.append(_Children(top))
+                top = _Children(top)
+                stack.append(top)
             elif names_only:
-                stack.append(_Skip())
+                top = _Skip()
+                stack.append(top)
             else:  # a nested value (meta_info, annos)
-                build = _Build(top)
-                build.depth = 1
-                build.builder.event(event, value)
-                stack.append(build)
-            continue
-        if isinstance(top, _Children):
+                top = _Build(top)
+                top.builder.event(event, value)
+                stack.append(top)
+        elif kind == _BUILD:
+            if event == "start_map" or event == "start_array":
+                top.depth += 1
+            elif event == "end_map" or event == "end_array":
+                top.depth -= 1
+            top.builder.event(event, value)
+            if top.depth == 0:
+                stack.pop()
+                node = top.owner
+                if node.key is not None:
+                    node.fields[node.key] = top.builder.value
+                top = node
+        elif kind == _CHILDREN:
             if event == "start_map":
-                stack.append(Node((*top.owner.path, top.count)))
+                node = Node((*top.owner.path, top.count))
                 top.count += 1
+                top = node
+                stack.append(top)
             elif event == "end_array":
                 stack.pop()
-            elif event in ("start_array",):
-                stack.append(_Skip())
-            continue
-        if isinstance(top, _Skip):
-            if event in ("start_map", "start_array"):
+                top = stack[-1]
+            elif event == "start_array":
+                top = _Skip()
+                stack.append(top)
+        elif kind == _SKIP:
+            if event == "start_map" or event == "start_array":
                 top.depth += 1
-            elif event in ("end_map", "end_array"):
+            elif event == "end_map" or event == "end_array":
                 top.depth -= 1
                 if top.depth == 0:
                     stack.pop()
-            continue
-        # Outside the nodes.
-        if top is None:
+                    top = stack[-1] if stack else None
+        elif kind == _TOP:
             if event == "start_map":
-                stack.append(Node(()) if roots_key is None else _Outer(0))
+                top = Node(()) if roots_key is None else _Outer(0)
+                stack.append(top)
             elif event == "start_array":
-                stack.append(_Skip())
-            continue
-        assert isinstance(top, _Outer)
-        if event == "map_key":
+                top = _Skip()
+                stack.append(top)
+        elif event == "map_key":  # _OUTER
             top.key = value
         elif event == "end_map":
             stack.pop()
+            top = stack[-1] if stack else None
         elif event == "start_map" and top.level == 0 and top.key == roots_key:
-            stack.append(_Outer(1))
+            top = _Outer(1)
+            stack.append(top)
         elif event == "start_map" and top.level == 1:
             node = Node((top.count,))
             node.fields["_root_key"] = top.key
             top.count += 1
-            stack.append(node)
-        elif event in ("start_map", "start_array"):
-            stack.append(_Skip())
+            top = node
+            stack.append(top)
+        elif event == "start_map" or event == "start_array":
+            top = _Skip()
+            stack.append(top)
 
 
 class _Skip:
     __slots__ = ("depth",)
+    kind = _SKIP
 
     def __init__(self) -> None:
         self.depth = 1
 
 
 def leaves_with_folders(first: IO[bytes] | Any, second: IO[bytes] | Any, *, roots_key: str | None,
-                        is_folder: Any, name_of: Any) -> Iterator[tuple[Node, list[str]]]:
+                        is_folder: Any, name_of: Any) -> Iterator[tuple[Node, tuple[str, ...]]]:
     """Leaf nodes with their folder names, from two reads of the same JSON.
 
     The first read learns every folder's name (a folder's name may follow its
@@ -168,16 +183,14 @@ def leaves_with_folders(first: IO[bytes] | Any, second: IO[bytes] | Any, *, root
                 names[node.path] = name_of(node)
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError):
         pass
+    parent: tuple[int, ...] | None = None
+    folders: tuple[str, ...] | None = ()
     for node in walk_nodes(second, roots_key=roots_key):
         if is_folder(node):
             continue
-        folders: list[str] = []
-        hidden = False
-        for i in range(1, len(node.path)):
-            name = names.get(node.path[:i], "")
-            if name is None:
-                hidden = True
-                break
-            folders.append(name)
-        if not hidden:
+        if node.path[:-1] != parent:  # siblings share their folders: look them up once
+            parent = node.path[:-1]
+            found = [names.get(parent[:i], "") for i in range(1, len(parent) + 1)]
+            folders = None if None in found else tuple(n or "" for n in found)
+        if folders is not None:
             yield node, folders

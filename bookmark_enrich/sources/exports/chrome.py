@@ -61,7 +61,7 @@ def read_chrome(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord |
             yield json_damage(position, counted, exc, "Chrome Bookmarks JSON")
 
 
-def _entry(node: Node, position: int, folders: list[str]) -> RawRecord | InputIssue:
+def _entry(node: Node, position: int, folders: tuple[str, ...]) -> RawRecord | InputIssue:
     fields = node.fields
     fields.pop("_root_key", None)
     kind = fields.get("type")

@@ -68,7 +68,7 @@ def _name(node: Node) -> str | None:
     return title if isinstance(title, str) else ""
 
 
-def _entry(node: Node, position: int, folders: list[str]) -> RawRecord | InputIssue:
+def _entry(node: Node, position: int, folders: tuple[str, ...]) -> RawRecord | InputIssue:
     fields = node.fields
     uri = fields.get("uri")
     if not isinstance(uri, str):
@@ -259,7 +259,7 @@ def _places_folder(folders: dict[int, tuple[int, str | None, str]], parent: Any)
         grand, title, guid = folders[parent]
         names.append(_ROOT_GUIDS.get(guid, title or ""))
         parent = grand
-    return folder_path(names[::-1])
+    return folder_path(tuple(names[::-1]))
 
 
 FIREFOX_JSON = register_format(FileFormat(

@@ -185,7 +185,7 @@ def _entry(leaf: dict[str, Any], position: int, folders: list[str]) -> RawRecord
     reading = reading if isinstance(reading, dict) else {}
     return RawRecord(position, common_record(
         record, url=url, title=title if isinstance(title, str) else None,
-        folder=folder_path(folders), created=to_iso(reading.get("DateAdded")),
+        folder=folder_path(tuple(folders)), created=to_iso(reading.get("DateAdded")),
         excerpt=reading.get("PreviewText") if isinstance(reading.get("PreviewText"), str)
         else None), "url")
 

@@ -125,7 +125,7 @@ def _linkwarden(link: Any, position: int, collections: dict[Any, tuple[str, Any]
         names = [current["name"]]
     return RawRecord(position, common_record(
         link, url=link.get("url"), title=str_or_none(link.get("name")),
-        tags=split_tags(link.get("tags")), folder=folder_path(names[::-1]),
+        tags=split_tags(link.get("tags")), folder=folder_path(tuple(names[::-1])),
         created=to_iso(link.get("createdAt") or link.get("importDate")),
         notes=str_or_none(link.get("description"))), "url")
 
