@@ -24,10 +24,19 @@ async def preflight(stages: Iterable[Stage], *, keep_going: bool = False,
     notices and the run records per-bookmark failures instead.
     """
     stages = list(stages)
-    if notify is not None:
-        for stage in stages:
-            stage.notice = lambda message: notify(Notice(message))
+    # Checks run concurrently, but their lines come out in pipeline order, so the
+    # run's first line is always the summarizer choice, then media, and so on.
+    held: dict[int, list[str]] = {i: [] for i in range(len(stages))}
+    for i, stage in enumerate(stages):
+        stage.notice = held[i].append
     results = await asyncio.gather(*(s.preflight() for s in stages), return_exceptions=True)
+    for i, stage in enumerate(stages):
+        if notify is not None:
+            for message in held[i]:
+                notify(Notice(message))
+            stage.notice = lambda message: notify(Notice(message))
+        else:
+            stage.notice = None
     for result in results:
         if isinstance(result, BaseException):
             if keep_going and notify is not None:

@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     """auto: Cobalt, then yt-dlp when Cobalt cannot (or is not there)."""
     audio_only: bool = False
     """Download only the audio track."""
-    video_quality: str = "1080"
-    """Cobalt's videoQuality: max, 4320 … 144."""
+    video_quality: Literal["max", "4320", "2160", "1440", "1080", "720", "480", "360", "240",
+                           "144"] = "1080"
+    """Cobalt's videoQuality."""
     max_picker_items: int = Field(4, ge=1, le=100)
     """Items kept from a post with several (Cobalt's picker)."""
     media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -394,3 +394,25 @@ def test_client_body_has_only_accepted_keys() -> None:
         assert client.body("https://youtu.be/x")["videoQuality"] == "720"
     finally:
         asyncio.run(client.aclose())
+
+
+# ------------------------------------------------------------------ yt-dlp
+def test_local_processing_falls_back_to_ytdlp(cobalt: CobaltServer, media_dir: Path) -> None:
+    # A host of our own marked as media: Cobalt says local-processing, yt-dlp fetches it.
+    cobalt.add_file("local-lp2.mp4", 120_000)
+    link = cobalt.url + "files/local-lp2.mp4"
+    records, stats, _ = run_media([link], media_hosts="127.0.0.1")
+    assert stats.failed == 0, records
+    (item,) = media_of(records[0])
+    assert item["bytes"] == 120_000 and item["filename"] == "local-lp2.mp4"
+    assert Path(item["uri"]).is_file()
+    assert [p.name for p in stored_files(media_dir)] == [Path(item["uri"]).name]
+
+
+def test_ytdlp_over_the_cap_stores_nothing(cobalt: CobaltServer, media_dir: Path) -> None:
+    cobalt.add_file("big.mp4", 1_500_000)
+    records, _, notices = run_media([cobalt.url + "files/big.mp4"], media_backend="ytdlp",
+                                    media_hosts="127.0.0.1", max_media_size_mb=1)
+    assert notices[0].startswith("media: yt-dlp (--media-backend ytdlp)")
+    assert records[0]["errors"][0]["reason"] == "too_large"
+    assert stored_files(media_dir) == []

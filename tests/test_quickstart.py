@@ -66,9 +66,10 @@ def test_readme_quickstart_runs_offline(tmp_path: Path) -> None:
     stderr = proc.stderr.decode()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
-    # The run opens with what each stage chose (summarizer, media back end), in any order.
+    # The run's first line says which summarizer was chosen; the media choice follows.
     opening = stderr.splitlines()[:2]
-    assert any(line.startswith("summarizer: built-in") for line in opening), stderr
+    assert opening[0].startswith("summarizer: built-in"), stderr
+    assert opening[1].startswith("media:"), stderr
 
     records = jsonl(proc.stdout)
     listed = [line for line in (clean / argv[2]).read_text().splitlines()

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import importlib.util
 import mimetypes
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,11 +125,26 @@ class _Silent:
         pass
 
 
+def _new_dir(directory: Path | None) -> Path:
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="ytdlp-", dir=str(directory) if directory else None))
+
+
 async def download(url: str, *, max_bytes: int, audio_only: bool,
                    directory: Path | None = None) -> YtDlpFile:
-    """Download ``url`` with yt-dlp in a thread; the file is left for the caller to store."""
+    """Download ``url`` with yt-dlp in a thread; the file is left for the caller to store.
+
+    It is written in a new directory under ``directory`` (the store's own temp dir, so
+    a local store can rename it into place); on failure that directory is removed.
+    """
     if not available():
         raise StageError("needs_local_processing", "yt-dlp is not installed "
                          "(pip install 'bookmark-enrich[ytdlp]')")
-    target = Path(tempfile.mkdtemp(prefix="ytdlp-", dir=str(directory) if directory else None))
-    return await asyncio.to_thread(_download, url, target, max_bytes, audio_only)
+    target = await asyncio.to_thread(_new_dir, directory)
+    try:
+        return await asyncio.to_thread(_download, url, target, max_bytes, audio_only)
+    except BaseException:
+        # Partial files (.part, fragments) go with the directory; nothing is kept.
+        await asyncio.to_thread(shutil.rmtree, target, True)
+        raise

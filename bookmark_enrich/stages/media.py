@@ -304,7 +304,8 @@ class MediaStage(Stage):
         self._start()
         try:
             got = await ytdlp.download(url, max_bytes=self.settings.max_media_bytes,
-                                       audio_only=self.settings.audio_only)
+                                       audio_only=self.settings.audio_only,
+                                       directory=self.store.temp_dir if self.store else None)
         finally:
             self._stop()
         try:
