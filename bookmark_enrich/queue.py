@@ -30,6 +30,9 @@ How a queued run works:
   same coordinator settings finds the workers' results valid, whatever the
   workers' own settings were. To redo work after changing a worker's services
   (another model), run with ``--force`` (or ``--retry-failed`` for failures).
+- Exit codes: an unreachable or lost Redis and "no worker within
+  ``--no-worker-timeout``" are service problems (3); a version mismatch, a bad
+  ``--queue`` URL and the missing extra are usage problems (2).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ except ImportError:  # pragma: no cover - exercised by the missing-extra test
 
 __all__ = [
     "DEFAULT_QUEUE_NAME",
+    "NoWorkers",
     "QueueConnection",
     "QueueUnavailable",
     "RemoteExecutor",
@@ -75,9 +79,11 @@ __all__ = [
     "batch_handler",
     "bookmark_from_json",
     "bookmark_to_json",
+    "enrich_queued",
     "list_workers",
     "outcome_from_json",
     "outcome_to_json",
+    "redact",
     "run_worker",
 ]
 
