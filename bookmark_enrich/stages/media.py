@@ -241,15 +241,16 @@ class MediaStage(Stage):
             self.cobalt = CobaltClient(s, s.cobalt_probe_url)
             self.backend = "cobalt"
             return f"media: Cobalt {found.version} found at {host_of(s.cobalt_probe_url)}"
-        where = host_of(s.cobalt_probe_url) if s.cobalt_probe_url.strip() else "nowhere"
+        missing = (f"no Cobalt at {host_of(s.cobalt_probe_url)}" if s.cobalt_probe_url.strip()
+                   else "COBALT_API_URL unset, discovery off")
         if s.media_backend == "cobalt":
-            raise CobaltUnavailable(f"--media-backend cobalt but no Cobalt at {where} and "
-                                    "COBALT_API_URL is unset")
+            raise CobaltUnavailable(f"--media-backend cobalt but {missing}; start Cobalt or "
+                                    "set COBALT_API_URL")
         if ytdlp.available():
             self.backend = "ytdlp"
-            return f"media: yt-dlp (no Cobalt at {where}; set COBALT_API_URL to use one)"
-        self._say(f"warning: media downloads off: no Cobalt at {where} and yt-dlp is not "
-                  "installed; set COBALT_API_URL or pip install 'bookmark-enrich[ytdlp]'")
+            return f"media: yt-dlp ({missing}; set COBALT_API_URL to use Cobalt)"
+        self._say(f"warning: media downloads off: {missing} and yt-dlp is not installed; "
+                  "set COBALT_API_URL or pip install 'bookmark-enrich[ytdlp]'")
         return ""
 
     # ------------------------------------------------------------------ run
