@@ -19,9 +19,10 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import IO, Any
 
@@ -45,9 +46,11 @@ COMMON_FIELDS = ("url", "title", "tags", "folder", "created", "notes", "excerpt"
 COLLISION_PREFIX = "common_"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_WINDOWS_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _MIN = datetime(1971, 1, 1, tzinfo=UTC)
 _MAX = datetime(9000, 1, 1, tzinfo=UTC)
+_MIN_SECONDS = (_MIN - _EPOCH).total_seconds()
+_MAX_SECONDS = (_MAX - _EPOCH).total_seconds()
+_WINDOWS_OFFSET = (_EPOCH - datetime(1601, 1, 1, tzinfo=UTC)).total_seconds()
 
 
 def common_record(original: dict[str, Any], **common: Any) -> dict[str, Any]:
@@ -95,8 +98,11 @@ def split_tags(value: Any, separators: str = ",") -> list[str]:
             parsed = [t.strip().strip("'\"") for t in text[1:-1].split(",")]
         if isinstance(parsed, list):
             return split_tags(parsed)
-    pattern = "[" + re.escape(separators) + "]" if separators != " " else r"\s+"
-    return [t.strip() for t in re.split(pattern, text) if t.strip()]
+    if separators == " ":
+        return text.split()
+    if len(separators) == 1:
+        return [t.strip() for t in text.split(separators) if t.strip()]
+    return [t.strip() for t in re.split("[" + re.escape(separators) + "]", text) if t.strip()]
 
 
 def _iso(moment: datetime) -> str | None:
@@ -120,11 +126,10 @@ def epoch_iso(value: Any, unit: str = "auto", *, windows: bool = False) -> str |
         return None
     if unit == "auto":
         unit = "us" if number > 1e14 else "ms" if number > 1e11 else "s"
-    seconds = number / {"s": 1, "ms": 1e3, "us": 1e6}[unit]
-    try:
-        return _iso((_WINDOWS_EPOCH if windows else _EPOCH) + timedelta(seconds=seconds))
-    except (OverflowError, ValueError):
+    seconds = number / {"s": 1, "ms": 1e3, "us": 1e6}[unit] - (_WINDOWS_OFFSET if windows else 0)
+    if not _MIN_SECONDS <= seconds < _MAX_SECONDS:
         return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def to_iso(value: Any) -> str | None:
@@ -142,7 +147,7 @@ def to_iso(value: Any) -> str | None:
     text = value.strip()
     if not text:
         return None
-    if re.fullmatch(r"\d+(\.\d+)?", text):
+    if text.isdigit() or re.fullmatch(r"\d+\.\d+", text):
         return epoch_iso(text)
     iso = text.replace(" ", "T", 1) if re.match(r"\d{4}-\d\d-\d\d \d", text) else text
     iso = re.sub(r"[Zz]$", "+00:00", iso)
