@@ -64,11 +64,11 @@ def wait_for_workers(redis: RedisServer, name: str, count: int, timeout: float =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("-n", type=int, default=240, help="bookmarks per run")
+    parser.add_argument("-n", type=int, default=200, help="bookmarks per run")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="bookmarks (and LLM requests) in flight per process")
-    parser.add_argument("--page-latency", type=float, default=0.2)
-    parser.add_argument("--llm-latency", type=float, default=0.4)
+    parser.add_argument("--page-latency", type=float, default=0.3)
+    parser.add_argument("--llm-latency", type=float, default=0.8)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--workers", default="1,2,4")
     opts = parser.parse_args()
