@@ -97,13 +97,13 @@ QueueOpt = Annotated[
     str | None,
     typer.Option("--queue", envvar="BOOKMARK_ENRICH_QUEUE", show_envvar=False,
                  help="Redis URL of a work queue (redis://host:6379/0): workers do the "
-                 "enriching (see `worker`) [env: BOOKMARK_ENRICH_QUEUE].", show_default=False),
+                 "enriching (see `worker`) \\[env: BOOKMARK_ENRICH_QUEUE].", show_default=False),
 ]
 QueueNameOpt = Annotated[
     str,
     typer.Option("--queue-name", envvar="BOOKMARK_ENRICH_QUEUE_NAME", show_envvar=False,
                  help="Key prefix of the queue in Redis (one per fleet) "
-                 "[env: BOOKMARK_ENRICH_QUEUE_NAME]."),
+                 "\\[env: BOOKMARK_ENRICH_QUEUE_NAME]."),
 ]
 SourceArg = Annotated[
     str | None,
@@ -269,7 +269,7 @@ def run(
         float | None,
         typer.Option("--no-worker-timeout", min=0,
                      help="With --queue: give up (exit 3) when no worker is there for this "
-                     "many seconds [default: wait].", show_default=False),
+                     "many seconds \\[default: wait].", show_default=False),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress and no summary on stderr.")
@@ -476,17 +476,17 @@ def worker(
         str,
         typer.Option("--queue", envvar="BOOKMARK_ENRICH_QUEUE", show_envvar=False,
                      help="Redis URL to take work from (redis://host:6379/0) "
-                     "[env: BOOKMARK_ENRICH_QUEUE].", show_default=False),
+                     "\\[env: BOOKMARK_ENRICH_QUEUE].", show_default=False),
     ],
     queue_name: QueueNameOpt = "bookmark-enrich",
     concurrency: Annotated[
         int | None,
         typer.Option("--concurrency", "-c", help="Bookmarks this worker runs at once "
-                     "[default: 16].", show_default=False),
+                     "\\[default: 16].", show_default=False),
     ] = None,
     per_host: Annotated[
         int | None,
-        typer.Option("--per-host", help="Requests in flight per host [default: 4].",
+        typer.Option("--per-host", help="Requests in flight per host \\[default: 4].",
                      show_default=False),
     ] = None,
     idle_timeout: Annotated[
