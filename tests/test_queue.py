@@ -378,7 +378,7 @@ def test_restarted_coordinator_does_not_redo_what_is_cached(
     urls = [slow_pages.url(f"/article/r{i}") for i in range(40)]
     source = write_urls(tmp_path / "urls.txt", urls)
     cache = tmp_path / "c.sqlite"
-    workers = [start_worker(redis_queue, "-c", "8")]
+    workers = [start_worker(redis_queue, "-c", "4")]  # 40 x 0.25 s / 4: about 2.5 s of work
     try:
         wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
         proc = start_coordinator(redis_queue, source, cache, "--batch-size", "2")
