@@ -112,7 +112,7 @@ SourceArg = Annotated[
 ]
 CacheOpt = Annotated[
     Path | None,
-    typer.Option("--cache", help="Cache file [env: BOOKMARK_ENRICH_CACHE].", show_default=False),
+    typer.Option("--cache", help="Cache file \\[env: BOOKMARK_ENRICH_CACHE].", show_default=False),
 ]
 InputFormatOpt = Annotated[
     str | None,
@@ -221,27 +221,27 @@ def run(
     cache: CacheOpt = None,
     concurrency: Annotated[
         int | None,
-        typer.Option("--concurrency", "-c", help="Bookmarks in flight at once [default: 16].",
+        typer.Option("--concurrency", "-c", help="Bookmarks in flight at once \\[default: 16].",
                      show_default=False),
     ] = None,
     per_host: Annotated[
         int | None,
-        typer.Option("--per-host", help="Requests in flight per host [default: 4].",
+        typer.Option("--per-host", help="Requests in flight per host \\[default: 4].",
                      show_default=False),
     ] = None,
     read_timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="Read timeout per request, seconds [default: 30].",
+        typer.Option("--timeout", help="Read timeout per request, seconds \\[default: 30].",
                      show_default=False),
     ] = None,
     retries: Annotated[
         int | None,
-        typer.Option("--retries", help="Retries on timeouts, 5xx and 429 [default: 3].",
+        typer.Option("--retries", help="Retries on timeouts, 5xx and 429 \\[default: 3].",
                      show_default=False),
     ] = None,
     max_page_mb: Annotated[
         float | None,
-        typer.Option("--max-page-mb", help="Abort pages larger than this [default: 10].",
+        typer.Option("--max-page-mb", help="Abort pages larger than this \\[default: 10].",
                      show_default=False),
     ] = None,
     user_agent: Annotated[
@@ -286,43 +286,43 @@ def run(
     ] = False,
     summarizer: Annotated[
         str | None,
-        typer.Option("--summarizer", help="auto, llm or builtin [default: auto].",
+        typer.Option("--summarizer", help="auto, llm or builtin \\[default: auto].",
                      show_default=False),
     ] = None,
     lm_studio_api_url: Annotated[
         str | None,
-        typer.Option("--llm-url", help="OpenAI-compatible server [env: LM_STUDIO_API_URL].",
+        typer.Option("--llm-url", help="OpenAI-compatible server \\[env: LM_STUDIO_API_URL].",
                      show_default=False),
     ] = None,
     lm_studio_model: Annotated[
         str | None,
-        typer.Option("--model", help="LLM model [env: LM_STUDIO_MODEL; default: the loaded one].",
+        typer.Option("--model", help="LLM model \\[env: LM_STUDIO_MODEL; default: the loaded one].",
                      show_default=False),
     ] = None,
     llm_timeout: Annotated[
         float | None,
-        typer.Option("--llm-timeout", help="Seconds per LLM request [default: 120].",
+        typer.Option("--llm-timeout", help="Seconds per LLM request \\[default: 120].",
                      show_default=False),
     ] = None,
     llm_concurrency: Annotated[
         int | None,
-        typer.Option("--llm-concurrency", help="LLM requests in flight [default: 2].",
+        typer.Option("--llm-concurrency", help="LLM requests in flight \\[default: 2].",
                      show_default=False),
     ] = None,
     context_tokens: Annotated[
         int | None,
-        typer.Option("--context-tokens", help="Model context length [default: as reported].",
+        typer.Option("--context-tokens", help="Model context length \\[default: as reported].",
                      show_default=False),
     ] = None,
     max_tags: Annotated[
         int | None,
-        typer.Option("--max-tags", help="Suggested tags per bookmark [default: 5].",
+        typer.Option("--max-tags", help="Suggested tags per bookmark \\[default: 5].",
                      show_default=False),
     ] = None,
     language: Annotated[
         str | None,
         typer.Option("--language", help="Write summaries in this language (en) "
-                     "[default: the page's].", show_default=False),
+                     "\\[default: the page's].", show_default=False),
     ] = None,
     merge_tags: Annotated[
         bool, typer.Option("--merge-tags",
@@ -334,24 +334,24 @@ def run(
     enable_media_download: Annotated[bool, typer.Option(
         "--media/--no-media", help="Download media (ENABLE_MEDIA_DOWNLOAD).")] = True,
     media_backend: Annotated[str | None, typer.Option(
-        "--media-backend", help="cobalt, ytdlp or auto [default: auto].",
+        "--media-backend", help="cobalt, ytdlp or auto \\[default: auto].",
         show_default=False)] = None,
     audio_only: Annotated[bool, typer.Option(
         "--audio-only", help="Download only the audio track.")] = False,
     video_quality: Annotated[str | None, typer.Option(
-        "--video-quality", help="Cobalt videoQuality (max, 1080, 720...) [default: 1080].",
+        "--video-quality", help="Cobalt videoQuality (max, 1080, 720...) \\[default: 1080].",
         show_default=False)] = None,
     max_picker_items: Annotated[int | None, typer.Option(
-        "--max-picker-items", help="Items kept from a multi-item post [default: 4].",
+        "--max-picker-items", help="Items kept from a multi-item post \\[default: 4].",
         show_default=False)] = None,
     media_hosts: Annotated[str | None, typer.Option(
         "--media-hosts", help="More hosts whose links are media (comma-separated).",
         show_default=False)] = None,
     media_concurrency: Annotated[int | None, typer.Option(
-        "--media-concurrency", help="Media downloads at once [default: 2].",
+        "--media-concurrency", help="Media downloads at once \\[default: 2].",
         show_default=False)] = None,
     media_dir: Annotated[Path | None, typer.Option(
-        "--media-dir", help="Where media goes without S3 [env: BOOKMARK_ENRICH_MEDIA_DIR].",
+        "--media-dir", help="Where media goes without S3 \\[env: BOOKMARK_ENRICH_MEDIA_DIR].",
         show_default=False)] = None,
     create_bucket: Annotated[bool, typer.Option(
         "--create-bucket", help="Create the S3 bucket when it is missing.")] = False,
