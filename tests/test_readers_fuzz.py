@@ -88,3 +88,33 @@ def test_truncated_file_reports_where(fmt: str, data: bytes, read: int, where: i
     issues = [i for i in items if isinstance(i, InputIssue)]
     assert len(items) - len(issues) == read
     assert [i.position for i in issues] == [where]
+
+
+@pytest.mark.parametrize("seed", [
+    SEEDS["netscape"],
+    b'<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<!-- This is an automatically generated file.\n'
+    b'     DO NOT EDIT! -->\n<meta http-equiv="Content-Security-Policy"\n'
+    b'      content="default-src \'self\'"></meta>\n<TITLE>Bookmarks</TITLE>\n'
+    b'<H1>Bookmarks Menu</H1>\n\n<DL><p>\n    <DT><H3 ADD_DATE="1" PERSONAL_TOOLBAR_FOLDER="true">'
+    b'Toolbar &amp; more</H3>\n    <DL><p>\n        <DT><A HREF="https://a.example/?q=1&amp;r=2" '
+    b'ADD_DATE="1" ICON_URI="x" SHORTCUTURL=\'kw\' TAGS=a,b>T &lt;1&gt;</A>\n'
+    b'        <DD>line one\n  line two &amp; three\n        <HR>\n'
+    b'        <DT><A HREF="https://a.example/2" FEED>Two <b>bold</b></A>\n'
+    b'    </DL><p>\n    <DT><A HREF=https://a.example/3 LAST_CHARSET="UTF-8">3</A>\r\n</DL>\n',
+])
+def test_fast_netscape_path_matches_the_html_parser(seed: bytes) -> None:
+    from bookmark_enrich.sources.netscape import read_netscape_lines
+
+    def both(data: bytes) -> None:
+        fast = list(read_netscape_lines(io.BytesIO(data), fast=True))
+        slow = list(read_netscape_lines(io.BytesIO(data), fast=False))
+        assert fast == slow
+
+    both(seed)
+
+    @FUZZ
+    @given(data=mutated(seed))
+    def check(data: bytes) -> None:
+        both(data)
+
+    check()
