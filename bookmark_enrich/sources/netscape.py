@@ -110,8 +110,10 @@ class _BookmarkParser(HTMLParser):
 
 
 # A line of plain tags (double-quoted attributes only) and text, as browsers write them.
-_TOKEN = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*'
-                    r'(?:="[^"<>]*")?)*)\s*>|[^<]+')
+_TOKEN = re.compile(r'<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*'
+                    r'(?:="[^"<>]*")?)*)[ \t\n\r\f]*>|[^<]+')
+_ANCHOR_LINE = re.compile(r'([ \t]*)<[dD][tT]><[aA]((?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*'
+                          r'(?:="[^"<>]*")?)*)[ \t\n\r\f]*>([^<]*)</[aA]>([ \t\n\r\f]*)\Z')
 _ATTR = re.compile(r'([a-zA-Z_:][-a-zA-Z0-9_:.]*)(="[^"<>]*")?')
 
 
@@ -132,6 +134,21 @@ def _fast_piece(parser: _BookmarkParser, piece: str) -> bool:
     (comments, unquoted or odd attributes, a stray ``<``) returns False and goes
     to the tokenizer. Only called when the parser holds nothing unfinished.
     """
+    line = _ANCHOR_LINE.match(piece)
+    if line is not None:  # the usual entry line, in one match
+        indent, attrs, title, tail = line.groups()
+        if indent:
+            parser.handle_data(indent)
+        parser.handle_starttag("dt", [])
+        parser.handle_starttag("a", [(key.lower(), _attr_value(value))
+                                     for key, value in _ATTR.findall(attrs)] if attrs else [])
+        if title:
+            parser.handle_data(unescape(title) if "&" in title else title)
+        parser.handle_endtag("a")
+        if tail:
+            parser.handle_data(tail)
+        parser.lineno += piece.count("\n")
+        return True
     tokens: list[tuple[str, str | None, str]] = []
     pos = 0
     size = len(piece)

@@ -65,10 +65,10 @@ def _entry(node: Node, position: int, folders: tuple[str, ...]) -> RawRecord | I
     fields = node.fields
     fields.pop("_root_key", None)
     kind = fields.get("type")
-    if kind not in (None, "url") or "url" not in fields:
-        return InputIssue(position, f"entry {position}: not a bookmark "
-                          f"(type {kind!r}, no url)" if "url" not in fields else
-                          f"entry {position}: unknown type {kind!r}")
+    if "url" not in fields:
+        return InputIssue(position, f"entry {position}: no url (type {kind!r})")
+    if kind not in (None, "url"):
+        return InputIssue(position, f"entry {position}: unknown type {kind!r}")
     folder = folder_path(folders)
     name = fields.get("name")
     record = common_record(fields, url=fields.get("url"),
