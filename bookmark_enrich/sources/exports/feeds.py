@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions
 from ..registry import register_format
-from ._common import common_record, head_text, split_tags, to_iso
+from ._common import common_record, head_text, one_line, split_tags, to_iso
 
 __all__ = ["ATOM", "RSS"]
 
@@ -161,6 +161,9 @@ def _reader(item_tag: str, default_ns: str, container: str, mapper: Any, what: s
             yield InputIssue(position + 1, f"{what} broken after {item_tag} {position} at line "
                              f"{line}, column {column + 1}: {str(exc).split(':')[0]}",
                              fatal=True)
+        except (LookupError, ValueError) as exc:  # an unknown encoding in the declaration
+            yield InputIssue(position + 1, f"{what} rejected after {item_tag} {position}: "
+                             f"{one_line(exc)}", fatal=True)
 
     return read
 
