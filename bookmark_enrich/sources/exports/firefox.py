@@ -81,7 +81,10 @@ def _entry(node: Node, position: int, folders: tuple[str, ...]) -> RawRecord | I
 
 
 def _is_separator(node: Node) -> bool:
-    return node.fields.get("type") == _SEPARATOR or node.fields.get("typeCode") == 3
+    """Separators, and ``place:`` queries (Most Visited, Recent Tags): not web pages."""
+    uri = node.fields.get("uri")
+    return node.fields.get("type") == _SEPARATOR or node.fields.get("typeCode") == 3 or (
+        isinstance(uri, str) and uri.startswith("place:"))
 
 
 def _read_tree(first: IO[bytes], second: IO[bytes],
@@ -229,7 +232,8 @@ def _places_rows(db: sqlite3.Connection) -> Iterator[RawRecord | InputIssue]:
                         "JOIN moz_bookmarks t ON t.id = tb.parent "
                         "WHERE tb.fk = b.fk AND tb.type = 1 AND t.parent = :tags)"])
     sql = (f"SELECT {select} FROM moz_bookmarks b JOIN moz_places p ON p.id = b.fk "
-           "WHERE b.type = 1 AND b.parent != :tags AND b.parent NOT IN "
+           "WHERE b.type = 1 AND p.url NOT LIKE 'place:%' AND b.parent != :tags "
+           "AND b.parent NOT IN "
            "(SELECT id FROM moz_bookmarks WHERE parent = :tags AND type = 2) ORDER BY b.id")
     names = [*mark, *(c if c == "url" else f"place_{c}" for c in place), "keyword", "tags"]
     position = 0
