@@ -243,3 +243,11 @@ def test_terminal_gets_live_bars_and_stdout_stays_json(pages: PageServer) -> Non
     assert "bookmarks" in screen and "3/?" in screen  # the overall bar (stdin: no total)
     assert "fetch" in screen and "extract" in screen  # a line per stage
     assert "\x1b[" in raw  # a live display, unlike the plain cron lines
+
+
+def test_jsonl_with_a_broken_first_line_is_still_jsonl(pages: PageServer) -> None:
+    data = "{\"url\": broken\n" + json.dumps({"url": pages.url("/article/after-broken")}) + "\n"
+    proc = cli("run", "-", "-q", input=data)
+    assert proc.returncode == 0, proc.stderr
+    assert b"line 1: invalid JSON" in proc.stderr
+    assert len(jsonl(proc.stdout)) == 1

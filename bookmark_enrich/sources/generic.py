@@ -40,11 +40,15 @@ def sniff_jsonl(head: bytes) -> bool:
     body = _strip(head)
     if not body.startswith(b"{"):
         return False
-    first = body.split(b"\n", 1)[0].strip()
-    try:
-        return isinstance(json.loads(first), dict)
-    except ValueError:
-        return False
+    # Any of the first lines being a whole object will do: a damaged first line is
+    # then reported with its number instead of making the whole input unreadable.
+    for line in body.split(b"\n", 20)[:20]:
+        try:
+            if isinstance(json.loads(line.strip()), dict):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def sniff_csv(head: bytes) -> bool:
