@@ -186,13 +186,15 @@ def slow_file(pages: PageServer, folder: Path, n: int, seconds: float) -> Path:
 def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer,
                                                             isolated_env: Path,
                                                             cache_path: Path) -> None:
-    env = {"BOOKMARK_ENRICH_CONCURRENCY": "4"}
+    env = {**os.environ, **CORE_ONLY, "BOOKMARK_ENRICH_CONCURRENCY": "4"}
+    # Long enough to outlast the checks below on a busy machine; stopped with SIGTERM.
     first = subprocess.Popen(
         [sys.executable, "-m", "bookmark_enrich", "run",
-         str(slow_file(pages, isolated_env, 30, 0.4)), "-q", "-o", "out.jsonl"],
-        env={**os.environ, **CORE_ONLY, **env}, stderr=subprocess.PIPE)
+         str(slow_file(pages, isolated_env, 400, 0.25)), "-q", "-o", "out.jsonl"],
+        env=env, stderr=subprocess.PIPE)
+    waiter: subprocess.Popen[bytes] | None = None
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until the run has committed some rows
             if cache_path.exists():
                 with sqlite3.connect(cache_path) as probe:
@@ -202,11 +204,10 @@ def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer,
                     except sqlite3.OperationalError:
                         pass
             time.sleep(0.05)
-        assert first.poll() is None, "the first run ended too soon for this test"
         second = cli("run", str(slow_file(pages, isolated_env, 1, 0)), "-q", env=env)
         assert second.returncode == 75
         line = one_error_line(second.stderr.decode())
-        assert "another run holds the cache lock" in line and "--wait-lock" in line
+        assert "another run holds the cache lock (pid" in line and "--wait-lock" in line
         copy = isolated_env / "backup" / "copy.sqlite"
         backup = invoke("cache", "backup", str(copy))
         assert backup.exit_code == 0, backup.output
@@ -214,14 +215,21 @@ def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer,
         with sqlite3.connect(copy) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert db.execute("SELECT count(*) FROM results").fetchone()[0] > 3
-        waiter = cli("run", str(slow_file(pages, isolated_env, 1, 0)), "-q", "--wait-lock",
-                     env=env)
-        assert waiter.returncode == 0, waiter.stderr
-        assert first.poll() is not None  # it waited for the first run to finish
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "bookmark_enrich", "run",
+             str(slow_file(pages, isolated_env, 1, 0)), "-q", "--wait-lock"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert waiter.stderr is not None
+        assert b"waiting for the cache lock held by pid" in waiter.stderr.readline()
+        first.terminate()  # the first run stops cleanly and lets go of the lock
+        assert first.wait(30) == 130
+        assert waiter.wait(60) == 0
+        assert len(jsonl(waiter.stdout.read() if waiter.stdout else b"")) == 1
     finally:
-        first.kill() if first.poll() is None else None
-        first.wait()
-    assert first.returncode == 0, first.stderr.read() if first.stderr else ""
+        for proc in (first, waiter):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 # ------------------------------------------------------------------------ cache
