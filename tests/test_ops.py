@@ -116,7 +116,9 @@ def test_runs_failed_lists_reasons(mixed: Mixed) -> None:
     only = invoke("runs", "--failed", "--reason", "not_found", "--json").stdout.splitlines()
     assert [json.loads(line)["url"] for line in only] == [mixed.missing]
     assert "connection_error" in invoke("runs", "--failed").stdout
-    assert str(mixed.file) in invoke("runs").stdout
+    runs = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
+    assert runs[0]["source"] == str(mixed.file)
+    assert "bookmarks.txt" in invoke("runs").stdout
 
 
 # ------------------------------------------------------------------------ retry
