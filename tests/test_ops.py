@@ -118,7 +118,7 @@ def test_runs_failed_lists_reasons(mixed: Mixed) -> None:
     assert "connection_error" in invoke("runs", "--failed").stdout
     runs = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
     assert runs[0]["source"] == str(mixed.file)
-    assert "bookmarks.txt" in invoke("runs").stdout
+    assert "finished" in invoke("runs").stdout
 
 
 # ------------------------------------------------------------------------ retry
