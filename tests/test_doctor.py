@@ -223,3 +223,54 @@ def test_doctor_through_a_subprocess_keeps_streams_apart(isolated_env: Path) -> 
     doc = json.loads(proc.stdout)
     assert doc["ok"] is False and by_name(doc)["source"]["status"] == "fail"
     assert b"Traceback" not in proc.stderr
+
+
+def media_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENABLE_MEDIA_DOWNLOAD", "true")
+
+
+def test_cobalt_up_old_and_down(cobalt: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.servers.cobalt import CobaltServer
+
+    media_on(monkeypatch)
+    code, doc = doctor_json()
+    check = by_name(doc)["cobalt"]
+    assert check["status"] == "ok" and check["data"]["backend"] == "cobalt", check
+    assert check["data"]["version"] and check["data"]["services"]
+    result = runner.invoke(app, ["doctor"])
+    assert "cobalt" in result.stdout and "COBALT_API_URL" in result.stdout
+    old = CobaltServer(v7=True).start()
+    try:
+        monkeypatch.setenv("COBALT_API_URL", old.url)
+        code, doc = doctor_json()
+        check = by_name(doc)["cobalt"]
+        assert code == 1 and check["status"] == "fail"
+        assert "v7" in check["detail"] or "unsupported" in check["detail"], check
+    finally:
+        old.stop()
+    monkeypatch.setenv("COBALT_API_URL", f"http://127.0.0.1:{closed_port()}")
+    code, doc = doctor_json()
+    assert code == 1 and by_name(doc)["cobalt"]["status"] == "fail"
+    assert by_name(doc)["cobalt"]["required"] is True
+
+
+@pytest.mark.s3
+def test_s3_up_wrong_credentials_and_down(s3_bucket: Any, stopped_s3_endpoint: str,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    media_on(monkeypatch)
+    monkeypatch.setenv("BOOKMARK_ENRICH_MEDIA_BACKEND", "ytdlp")  # no Cobalt to look for
+    code, doc = doctor_json("--timeout", "10")
+    check = by_name(doc)["s3"]
+    assert check["status"] == "ok", check
+    assert "bucket exists" in check["detail"]
+    assert s3_bucket.keys() == []  # the probe object was deleted again
+    monkeypatch.setenv("S3_SECRET_KEY", "not-the-secret")
+    code, doc = doctor_json("--timeout", "10")
+    check = by_name(doc)["s3"]
+    assert code == 1 and check["status"] == "fail", check
+    assert "not-the-secret" not in json.dumps(doc)
+    monkeypatch.setenv("S3_ENDPOINT", stopped_s3_endpoint)
+    code, doc = doctor_json("--timeout", "3")
+    assert code == 1 and by_name(doc)["s3"]["status"] == "fail"
+    table = runner.invoke(app, ["doctor", "--timeout", "3"]).stdout
+    assert "s3" in table and "fail" in table
