@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Literal
 
-__all__ = ["OutputFormat", "RecordSink", "open_sink"]
+__all__ = ["OutputFormat", "RecordSink", "csv_cell", "open_sink"]
 
 OutputFormat = Literal["jsonl", "json", "csv"]
 
@@ -26,7 +26,8 @@ def _dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """One CSV cell: lists of strings joined by ``|``, other structures as JSON."""
     if value is None:
         return ""
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -70,13 +71,13 @@ class RecordSink:
                 _ENRICH_PREFIX + f for f in ("status", "errors", *_CSV_ENRICHMENT))]
             self._csv = csv.writer(self.stream)
             self._csv.writerow(header)
-        row = [_cell(original.get(f)) for f in self._csv_fields]
+        row = [csv_cell(original.get(f)) for f in self._csv_fields]
         extra = {k: v for k, v in original.items() if k not in self._csv_fields}
-        row.append(_cell(extra) if extra else "")
+        row.append(csv_cell(extra) if extra else "")
         enrichment = record.get("enrichment", {})
         errors = ";".join(f"{e['stage']}:{e['reason']}" for e in record.get("errors", []))
         row += [record.get("status", ""), errors]
-        row += [_cell(enrichment.get(f)) for f in _CSV_ENRICHMENT]
+        row += [csv_cell(enrichment.get(f)) for f in _CSV_ENRICHMENT]
         self._csv.writerow(row)
 
     def close(self, *, commit: bool = True) -> None:

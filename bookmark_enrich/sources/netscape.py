@@ -11,7 +11,7 @@ from typing import IO, Any
 from ..models import InputIssue
 from .base import RawRecord, ReadOptions, text_stream
 
-__all__ = ["read_netscape", "sniff_netscape"]
+__all__ = ["TolerantHTMLParser", "read_netscape", "sniff_netscape"]
 
 _CHUNK = 1 << 16
 
@@ -23,7 +23,18 @@ def sniff_netscape(head: bytes) -> bool:
     )
 
 
-class _BookmarkParser(HTMLParser):
+class TolerantHTMLParser(HTMLParser):
+    """HTMLParser that steps over what older Pythons assert on, instead of crashing."""
+
+    def parse_marked_section(self, i: int, report: bool = True) -> int:
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:  # Python < 3.13 asserts on an odd <![...]> section
+            end = self.rawdata.find(">", i)
+            return -1 if end < 0 else end + 1
+
+
+class _BookmarkParser(TolerantHTMLParser):
     """Streams <A> entries, keeping the <H3> folder path and the <DD> note."""
 
     def __init__(self) -> None:
@@ -50,13 +61,6 @@ class _BookmarkParser(HTMLParser):
             self.last = None
         self.in_dd = False
         self.dd_text = []
-
-    def parse_marked_section(self, i: int, report: bool = True) -> int:
-        try:
-            return super().parse_marked_section(i, report)
-        except AssertionError:  # Python < 3.13 asserts on an odd <![...]> section
-            end = self.rawdata.find(">", i)
-            return -1 if end < 0 else end + 1
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":

@@ -29,6 +29,7 @@ from ..cache import ResultCache
 from ..errors import InputError, UsageError
 from ..models import InputIssue
 from ..settings import Settings
+from ..sinks import csv_cell
 from ..sources import FileSource, RawRecord
 from ..sources.base import text_stream
 from .base import (
@@ -58,16 +59,6 @@ _TAGS_ATTR = re.compile(rb"""\sTAGS\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNOR
 _A_CLOSE = re.compile(rb"</a\s*>", re.IGNORECASE)
 
 Results = Iterator[tuple[RawRecord, dict[str, Any] | None]]
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "|".join(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
 
 
 def _dumps(value: Any) -> str:
@@ -335,7 +326,7 @@ class FileWriter(Writer):
                               f"{e['stage']}:{e['reason']}" for e in record.get("errors", [])),
                           **{CSV_PREFIX + f: (record.get("enrichment") or {}).get(f)
                              for f in CSV_FIELDS[2:]}}
-                cells = {c: _cell(v) for c, v in values.items()}
+                cells = {c: csv_cell(v) for c, v in values.items()}
                 old = {c: row[i] for c, i in index.items() if i is not None}
                 added, changed = describe_changes(old, {c: v or None for c, v in cells.items()})
                 self._note(f"line {reader.line_num}", added, changed)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from typing import IO, Any
 
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions, text_stream
+from ..netscape import TolerantHTMLParser
 from ..registry import register_format
 from ._common import common_record, csv_header, csv_reader, split_tags, str_or_none, to_iso
 
@@ -36,7 +36,7 @@ def sniff_pocket_html(head: bytes) -> bool:
         b"time_added=" in low and b"<li" in low and b"<dt" not in low)
 
 
-class _PocketParser(HTMLParser):
+class _PocketParser(TolerantHTMLParser):
     """Streams ``<li><a href time_added tags>title</a>`` under ``<h1>`` sections."""
 
     def __init__(self) -> None:
@@ -49,13 +49,6 @@ class _PocketParser(HTMLParser):
         self.text: list[str] = []
         self.ready: list[tuple[int, dict[str, Any]]] = []
         self.ended = False
-
-    def parse_marked_section(self, i: int, report: bool = True) -> int:
-        try:
-            return super().parse_marked_section(i, report)
-        except AssertionError:  # Python < 3.13 asserts on an odd <![...]> section
-            end = self.rawdata.find(">", i)
-            return -1 if end < 0 else end + 1
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
