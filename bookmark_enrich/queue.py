@@ -357,14 +357,19 @@ class QueueConnection:
         return cls(InMemoryBroker(cast_types=False), redis=None, name="memory",
                    display="memory://")
 
+    async def ping(self) -> None:
+        """Raise QueueUnavailable when Redis does not answer (in-memory: nothing to do)."""
+        if self.redis is None:
+            return
+        try:
+            await self.redis.ping()
+        except (OSError, redis_errors.RedisError) as exc:
+            raise QueueUnavailable(
+                f"cannot reach the queue at {self.display}: {_why(exc)}") from None
+
     async def connect(self) -> None:
         """Check Redis answers, then start the broker (declares the consumer group)."""
-        if self.redis is not None:
-            try:
-                await self.redis.ping()
-            except (OSError, redis_errors.RedisError) as exc:
-                raise QueueUnavailable(
-                    f"cannot reach the queue at {self.display}: {_why(exc)}") from None
+        await self.ping()
         try:
             await self.broker.startup()
         except (OSError, redis_errors.RedisError) as exc:
@@ -459,12 +464,7 @@ async def list_workers(url: str, *, name: str = DEFAULT_QUEUE_NAME) -> list[Work
     """Connect, read the heartbeats, disconnect (``doctor --queue``)."""
     conn = QueueConnection.redis_url(url, name=name)
     try:
-        if conn.redis is not None:
-            try:
-                await conn.redis.ping()
-            except (OSError, redis_errors.RedisError) as exc:
-                raise QueueUnavailable(
-                    f"cannot reach the queue at {conn.display}: {_why(exc)}") from None
+        await conn.ping()
         return await conn.workers()
     finally:
         await conn.close()
