@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from .reasons import Reason
+
 __all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_CODES",
     "EXIT_FAILURES",
     "EXIT_INTERRUPTED",
     "EXIT_LOCKED",
@@ -25,6 +29,22 @@ EXIT_USAGE = 2
 EXIT_SERVICE = 3
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "Every bookmark was enriched (or there was nothing to do).",
+    EXIT_FAILURES: "The run finished, but some bookmarks failed a stage, or some input "
+    "records were skipped as malformed; or a check failed (`doctor`).",
+    EXIT_USAGE: "Bad usage: an unknown option value, an unreadable source or cache, a "
+    "source that matches no format.",
+    EXIT_SERVICE: "A service you configured (LLM, Cobalt, S3, the queue) failed its check "
+    "before the run started; nothing was done.",
+    EXIT_LOCKED: "Another run holds the cache (EX_TEMPFAIL); try again later or pass "
+    "`--wait-lock`.",
+    EXIT_INTERRUPTED: "Stopped by Ctrl-C (SIGINT); the next run resumes.",
+    EXIT_BROKEN_PIPE: "The reader of stdout went away (`| head`).",
+}
+"""Every exit code the CLI uses and what it means; the docs are generated from this."""
 
 
 class BookmarkEnrichError(Exception):
@@ -73,20 +93,24 @@ class ServiceUnavailable(BookmarkEnrichError):
 class StageError(Exception):
     """A stage failed for one bookmark.
 
-    ``reason`` is a stable machine-readable code stored in the cache and the
-    output; ``retryable`` tells the stage's retry loop whether to try again.
+    ``reason`` is a stable machine-readable code (a :class:`~.reasons.Reason`; a
+    third-party stage may use its own) stored in the cache and the output;
+    ``retryable`` tells the retry loop whether to try again, and ``attempts`` is
+    how many tries it took before giving up.
     """
 
     def __init__(
         self,
-        reason: str,
+        reason: Reason | str,
         message: str,
         *,
         retryable: bool = False,
         retry_after: float | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason: str = reason
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.attempts = attempts

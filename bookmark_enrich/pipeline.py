@@ -178,7 +178,7 @@ class Pipeline:
             outcome = await stage.run(ctx)
         except StageError as exc:
             outcome = StageOutcome.failed(
-                exc.reason, exc.message, attempts=getattr(exc, "attempts", 1)
+                exc.reason, exc.message, attempts=exc.attempts
             )
         except asyncio.CancelledError:
             raise

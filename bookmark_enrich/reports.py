@@ -18,6 +18,7 @@ from typing import Any
 
 from .cache import ResultCache
 from .errors import UsageError
+from .reasons import Reason
 from .stages import STAGE_TYPES
 from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
 
@@ -35,18 +36,7 @@ __all__ = [
     "top_reasons",
 ]
 
-KNOWN_REASONS = frozenset({
-    # fetch
-    "timeout", "connection_error", "rate_limited", "server_error", "not_found", "http_error",
-    "too_large", "too_many_redirects", "invalid_url", "decoding_error", "permission_denied",
-    "read_error", "no_body",
-    # extract
-    "extract_error", "no_content", "not_html",
-    # summarize
-    "summarize_error", "context_overflow", "bad_json", "model_not_loaded", "llm_unreachable",
-    # any stage
-    "internal_error", "worker_error", "upstream_failed",
-})
+KNOWN_REASONS = frozenset(Reason)
 """Reason codes the built-in stages use; codes found in the cache are accepted too."""
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)

@@ -134,7 +134,7 @@ async def with_retries(
             return await call(), attempt
         except StageError as exc:
             if not exc.retryable or attempt > retries:
-                exc.attempts = attempt  # type: ignore[attr-defined]
+                exc.attempts = attempt
                 raise
             if on_retry is not None:
                 on_retry(exc, attempt)
