@@ -32,7 +32,7 @@ with warnings.catch_warnings():  # urllib3 warns about SOCKS when trafilatura im
     warnings.simplefilter("ignore")
     import trafilatura  # noqa: F401
 
-from bookmark_enrich.stages._extract_worker import extract
+from bookmark_enrich.extraction import extract
 from bookmark_enrich.summarizers import builtin
 from bookmark_enrich.summarizers.builtin import summarize_page
 from bookmark_enrich.workers import run_cpu, shutdown_pool

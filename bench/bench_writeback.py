@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bookmark_enrich.sources import RawRecord, open_source
+from bookmark_enrich.dbapi import TableTarget
 from bookmark_enrich.writeback import DbWriter, WritebackOptions
 from tests.servers.postgres import PostgresSchema, postgres_available
 
@@ -44,7 +45,9 @@ def output_record(row: dict[str, Any]) -> dict[str, Any]:
 
 def measure(url: str, rows: int) -> tuple[float, float]:
     src = open_source(url)
-    writer = DbWriter(src, WritebackOptions(), lambda m: None)  # type: ignore[arg-type]
+    target = src.writeback_target()
+    assert isinstance(target, TableTarget)
+    writer = DbWriter(target, WritebackOptions(), lambda m: None)
     start = time.perf_counter()
     records = [output_record(item.record) for item in src.read() if isinstance(item, RawRecord)]
     read = time.perf_counter() - start

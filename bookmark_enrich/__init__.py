@@ -31,9 +31,10 @@ from .runner import enrich
 from .settings import Settings, load_settings
 from .sinks import open_sink
 from .sources import Source, open_source
-from .stages import Stage, StageContext, register_stage
+from .stages import STAGES, Stage, StageContext, build_stages
 
 __all__ = [
+    "STAGES",
     "Bookmark",
     "BookmarkEnrichError",
     "CacheError",
@@ -54,9 +55,9 @@ __all__ = [
     "StageOutcome",
     "UsageError",
     "__version__",
+    "build_stages",
     "enrich",
     "load_settings",
     "open_sink",
     "open_source",
-    "register_stage",
 ]

@@ -21,6 +21,7 @@ import sqlite_utils
 
 from .errors import CacheError
 from .models import Bookmark, StageOutcome
+from .records import dumps
 
 __all__ = ["ResultCache"]
 
@@ -33,10 +34,6 @@ _RESULT_COLUMNS = (
     "key", "stage", "status", "reason", "error", "attempts", "duration_ms",
     "finished_at", "fingerprint", "output", "text", "run_id",
 )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 @contextlib.contextmanager
@@ -134,7 +131,7 @@ class ResultCache:
             cur = self.conn.execute(
                 "INSERT INTO runs (source, format, options, started_at, status, host, pid) "
                 "VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (source, fmt, _dumps(options), time.time(), socket.gethostname(), os.getpid()),
+                (source, fmt, dumps(options), time.time(), socket.gethostname(), os.getpid()),
             )
         return int(cur.lastrowid or 0)
 
@@ -205,7 +202,7 @@ class ResultCache:
         fresh = {s: o for s, o in outcomes.items() if not o.cached}
         now = time.time()
         self._pending_records[bookmark.key] = (
-            bookmark.key, bookmark.url, bookmark.normalized, _dumps(bookmark.record),
+            bookmark.key, bookmark.url, bookmark.normalized, dumps(bookmark.record),
             source, bookmark.position, now, now,
         )
         for o in fresh.values():
@@ -218,7 +215,7 @@ class ResultCache:
             self._pending[(bookmark.key, stage)] = (
                 bookmark.key, stage, o.status, o.reason, o.message, o.attempts,
                 int(o.duration * 1000), o.finished_at, o.fingerprint,
-                _dumps(o.output) if o.output else None, o.text, run_id,
+                dumps(o.output) if o.output else None, o.text, run_id,
             )
         self.maybe_flush()
 
@@ -265,6 +262,23 @@ class ResultCache:
             names = [d[0] for d in cur.description]
             for row in cur:
                 yield dict(zip(names, row, strict=True))
+
+    def recent_tags(self, stage: str = "summarize", limit: int = 5000) -> list[str]:
+        """Tags of the ``limit`` most recent ok results of ``stage`` (a vocabulary seed)."""
+        tags: list[str] = []
+        try:
+            rows = list(self.iter_rows(
+                "SELECT output FROM results WHERE stage = ? AND status = 'ok' "
+                "ORDER BY finished_at DESC LIMIT ?", (stage, limit)))
+        except sqlite3.Error:  # an old or damaged cache only costs the tag hints
+            return tags
+        for row in rows:
+            try:
+                found = json.loads(row["output"] or "{}").get("tags") or []
+            except (ValueError, AttributeError):
+                continue
+            tags.extend(t for t in found if isinstance(t, str))
+        return tags
 
     def close(self) -> None:
         try:

@@ -378,7 +378,7 @@ def run(
                                         url_column=url_column, where=where))
         writer = None
         if writeback or dry_run:
-            from .writeback import open_writer
+            from .runner import open_writer
 
             try:
                 writer = open_writer(src, _writeback_options(
@@ -463,7 +463,7 @@ def formats(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List the input formats: name, how each is detected, whether --writeback works."""
-    from .sources.exports import describe_formats, format_table
+    from .sources import describe_formats, format_table
 
     typer.echo(json.dumps(describe_formats(), indent=2, ensure_ascii=False) if as_json
                else format_table())
@@ -539,7 +539,7 @@ def writeback_cmd(
     """
 
     def body() -> None:
-        from .writeback import open_writer
+        from .runner import open_writer
 
         if source == "-":
             raise fail("stdin has no source to write back to; name the file or database")

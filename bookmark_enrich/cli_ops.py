@@ -396,8 +396,8 @@ def _retry_group(settings: Settings, location: str, flt: Any, sink: Any, writeba
         if location == "-":
             _say("note: stdin has no source to write back to; its results stay in the cache")
         else:
+            from .runner import open_writer
             from .sources import open_source
-            from .writeback import open_writer
 
             original = open_source(location)
             try:

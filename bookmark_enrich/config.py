@@ -18,6 +18,7 @@ from pydantic import AliasChoices, SecretStr
 from pydantic_settings import DotEnvSettingsSource, EnvSettingsSource
 
 from .errors import UsageError
+from .fileio import atomic_replace
 from .settings import Settings, env_name
 
 __all__ = ["Origin", "describe", "env_template", "setting_origins", "settings_table",
@@ -159,6 +160,8 @@ def write_template(path: Path, *, force: bool = False) -> None:
     if path.exists() and not force:
         raise UsageError(f"{path} exists; not overwriting it (pass --force to replace it)")
     try:
-        path.write_text(env_template(), encoding="utf-8")
+        # It will hold secrets once filled in: readable by its owner only.
+        with atomic_replace(path, mode=0o600) as out:
+            out.write(env_template().encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -1,20 +1,17 @@
-"""`doctor`: run every registered health check at once, each with a timeout.
+"""`doctor`: run every health check at once, each with a timeout.
 
-Service modules register their checks with :func:`services.health.register_check`;
-this module imports them all, adds the checks it owns (the cache file, a
-SOURCE, which stages are on, risky settings) and runs every provider
-concurrently. A provider that hangs or raises costs its own line, never the
-report.
+Each service client has its own check (:func:`providers` lists them in order);
+this module adds the checks it owns (the cache file, a SOURCE, which stages are
+on, risky settings) and runs every provider concurrently. A provider that hangs
+or raises costs its own line, never the report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import ipaddress
 import os
-import pkgutil
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -23,23 +20,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import services
 from .errors import BookmarkEnrichError
-from .services.health import CHECKS, Check, register_check
+from .services.health import Check, CheckProvider
+from .services.llm import llm_checks
+from .services.mediabackend import media_checks
+from .services.storage import s3_checks
 from .settings import Settings
-from .stages import STAGE_TYPES
+from .stages import STAGES
+from .summarizers.select import describe_choice
 
-__all__ = ["DoctorReport", "load_providers", "run_doctor"]
+__all__ = ["DoctorReport", "providers", "run_doctor"]
 
 DEFAULT_TIMEOUT = 5.0
-_FIRST = ("cache", "source", "summarizer", "llm", "cobalt", "s3", "queue")
-_LAST = ("stages", "settings")
-
-
-def _order(name: str) -> tuple[int, int]:
-    if name in _FIRST:
-        return (0, _FIRST.index(name))
-    return (2, _LAST.index(name)) if name in _LAST else (1, 0)
 
 
 @dataclass(slots=True)
@@ -55,26 +47,41 @@ class DoctorReport:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
 
 
-def load_providers() -> list[str]:
-    """Import the stages and every service module so their checks register.
+def _queue_checks() -> CheckProvider:
+    """The queue's check, or a note when the [queue] extra is not installed."""
+    try:
+        from .services.queue_health import queue_checks
+    except ImportError as exc:
+        missing = f"{type(exc).__name__}: {exc}"
 
-    Returns one line per module that could not be imported (a missing extra).
-    """
-    problems: list[str] = []
-    for info in pkgutil.iter_modules(services.__path__, services.__name__ + "."):
-        try:
-            importlib.import_module(info.name)
-        except Exception as exc:  # an optional extra is missing: say so, check the rest
-            problems.append(f"{info.name.rsplit('.', 1)[-1]}: {type(exc).__name__}: {exc}")
-    for name in ("summarizers.select",):
-        with contextlib.suppress(ImportError):
-            importlib.import_module(f"{__package__}.{name}")
-    return problems
+        async def not_installed(settings: Settings, options: dict[str, Any]) -> list[Check]:
+            if not options.get("queue"):
+                return []
+            return [Check("queue", "fail", f"the [queue] extra is not installed ({missing}); "
+                          "pip install 'bookmark-enrich[queue]'")]
+
+        return not_installed
+    return queue_checks
 
 
-async def _run_provider(name: str, settings: Settings, options: dict[str, Any],
+def providers() -> list[tuple[str, CheckProvider]]:
+    """Every check provider, in the order doctor prints them."""
+    return [
+        ("cache", cache_checks),
+        ("source", source_checks),
+        ("summarizer", describe_choice),
+        ("llm", llm_checks),
+        ("cobalt", media_checks),
+        ("s3", s3_checks),
+        ("queue", _queue_checks()),
+        ("stages", stage_checks),
+        ("settings", settings_checks),
+    ]
+
+
+async def _run_provider(name: str, provider: CheckProvider, settings: Settings,
+                        options: dict[str, Any],
                         timeout: float) -> list[Check]:  # noqa: ASYNC109 - per provider
-    provider = CHECKS[name]
     start = time.perf_counter()
     try:
         checks = await asyncio.wait_for(provider(settings, options), timeout)
@@ -96,23 +103,20 @@ async def run_doctor(
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - per provider, not for the call
     source: str | None = None, only: Iterable[str] | None = None, **options: Any,
 ) -> DoctorReport:
-    """Run every registered provider concurrently (each within ``timeout`` seconds)."""
-    problems = load_providers()
+    """Run every provider concurrently (each within ``timeout`` seconds)."""
     opts = {"deep": deep, "timeout": timeout, "source": source, **options}
     wanted = None if only is None else set(only)
-    names = sorted((n for n in CHECKS if wanted is None or n in wanted), key=_order)
-    results = await asyncio.gather(*(_run_provider(n, settings, opts, timeout) for n in names))
-    checks = [c for group in results for c in group]
-    checks += [Check("import", "warn", p, required=False) for p in problems]
-    return DoctorReport(checks)
+    chosen = [(n, p) for n, p in providers() if wanted is None or n in wanted]
+    results = await asyncio.gather(*(_run_provider(n, p, settings, opts, timeout)
+                                     for n, p in chosen))
+    return DoctorReport([c for group in results for c in group])
 
 
 # ------------------------------------------------------------------ stages
-@register_check("stages")
 async def stage_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     """One line per stage: on, or skipped because the settings turn it off."""
     checks = []
-    for cls in STAGE_TYPES:
+    for cls in STAGES:
         on = cls.enabled(settings)
         checks.append(Check(f"stage {cls.name}", "ok" if on else "skip",
                             "enabled" if on else "disabled by the settings", required=False))
@@ -178,7 +182,6 @@ def check_cache_file(path: Path, deadline: float) -> Check:
     return Check(name, "ok", detail, data={"path": str(path), "bytes": size, "rows": counts})
 
 
-@register_check("cache")
 async def cache_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
     return [await asyncio.to_thread(_timed_call, check_cache_file, Path(settings.cache),
@@ -222,7 +225,6 @@ def check_source(spec: str, options: dict[str, Any]) -> Check:
     return Check("source", "ok", detail, data=data)
 
 
-@register_check("source")
 async def source_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     spec = options.get("source")
     if not spec:
@@ -275,6 +277,5 @@ def risky_settings(settings: Settings) -> list[Check]:
     return found
 
 
-@register_check("settings")
 async def settings_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     return risky_settings(settings)

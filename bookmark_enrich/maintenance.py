@@ -19,6 +19,7 @@ from typing import Any
 
 from .cache import ResultCache, damage_is_cache_error
 from .errors import CacheError, UsageError
+from .fileio import replace_file
 from .models import Bookmark
 from .pipeline import build_record
 from .reports import FailureFilter
@@ -76,7 +77,7 @@ def backup(cache_path: Path, target: Path) -> dict[str, Any]:
         if verdict != ["ok"]:
             raise CacheError(f"{cache_path}: the copy fails its integrity check "
                              f"({'; '.join(verdict)}); the cache itself may be damaged")
-        os.replace(tmp, target)
+        replace_file(tmp, target)
     except sqlite3.DatabaseError as exc:
         raise CacheError(f"{cache_path}: not a usable cache ({exc})") from None
     finally:

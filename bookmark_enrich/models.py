@@ -7,8 +7,11 @@ dataclasses; only the output shape is pydantic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,12 +21,15 @@ __all__ = [
     "Bookmark",
     "Enrichment",
     "ErrorItem",
+    "FileTarget",
     "InputIssue",
     "MediaItem",
     "OutputRecord",
+    "RawRecord",
     "StageOutcome",
     "StageReport",
     "StageStatus",
+    "fingerprint_of",
 ]
 
 SCHEMA_VERSION = 1
@@ -48,6 +54,33 @@ class Bookmark:
     """Line number (text formats) or record index (1-based) in the source."""
     source_id: Any = None
     """The source's own identity for the record (a DB primary key), if any."""
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """A record as the source holds it, before URL validation."""
+
+    position: int
+    record: dict[str, Any]
+    url_field: str | None = None
+    """Which key holds the URL; None means find it by name."""
+    source_id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileTarget:
+    """A bookmarks file that results can be written back into."""
+
+    path: Path
+    display: str
+    container: str | None
+    """The plain file shape the records sit in (``json``, ``jsonl``, ``csv``, ``netscape``);
+    None: not one writeback can rewrite."""
+    format_name: str
+    refusal: str | None
+    """Why this format cannot be written back (a browser-owned file), if it cannot."""
+    baseline: tuple[int, int]
+    """(size, mtime_ns) when it was read: a file that changed since is left alone."""
 
 
 @dataclass(slots=True)
@@ -91,6 +124,12 @@ class StageOutcome:
     @classmethod
     def skipped(cls, reason: str, message: str | None = None, **kw: Any) -> StageOutcome:
         return cls("skipped", kw.pop("output", {}), reason=reason, message=message, **kw)
+
+
+def fingerprint_of(*parts: Any) -> str:
+    """A short stable hash of the settings that shape a stage's output."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- output

@@ -29,7 +29,7 @@ from .events import (
 )
 from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
 from .settings import Settings
-from .stages.base import Stage, StageContext
+from .stages.base import Stage, StageContext, TagHintProvider
 
 __all__ = ["Pipeline", "build_record", "record_status"]
 
@@ -106,8 +106,10 @@ class Pipeline:
         subscribers: Iterable[Subscriber] = (),
         source_location: str = "",
         executor: Executor | None = None,
+        tag_hints: TagHintProvider | None = None,
     ) -> None:
         self.settings = settings
+        self.tag_hints = tag_hints
         self.execute: Executor = executor or self.execute_local
         self.cache = cache
         self.stages = stages
@@ -212,7 +214,7 @@ class Pipeline:
     async def execute_local(self, bookmark: Bookmark, cached: dict[str, StageOutcome],
                             to_run: set[str]) -> dict[str, StageOutcome]:
         """Run the planned stages in this process, in pipeline order."""
-        ctx = StageContext(bookmark, dict(cached))
+        ctx = StageContext(bookmark, dict(cached), self.tag_hints)
         for stage in self.stages:
             if stage.name in to_run:
                 ctx.outcomes[stage.name] = await self._run_stage(stage, ctx)

@@ -549,12 +549,11 @@ _NO_CACHE: Any = _NoCache()
 
 async def _warm_up(settings: Any) -> None:
     """A worker lives long: pay the extractor's first-call cost before taking work."""
-    from .stages._extract_worker import extract
+    from .extraction import warm_up
     from .workers import run_cpu
 
     with contextlib.suppress(Exception):
-        await run_cpu(settings.extract_processes, extract,
-                      b"<html><body><p>warm up</p></body></html>", "utf-8", "http://localhost/")
+        await run_cpu(settings.extract_processes, warm_up)
 
 
 async def run_worker(settings: Any, url: str, *, name: str = DEFAULT_QUEUE_NAME,

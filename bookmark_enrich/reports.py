@@ -19,7 +19,7 @@ from typing import Any
 from .cache import ResultCache
 from .errors import UsageError
 from .reasons import Reason
-from .stages import STAGE_TYPES
+from .stages import STAGES
 from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
 
 __all__ = [
@@ -66,7 +66,7 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 def stage_names() -> list[str]:
     """Every registered stage, in pipeline order."""
-    return [cls.name for cls in STAGE_TYPES]
+    return [cls.name for cls in STAGES]
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from .reports import FailureFilter
 from .runner import enrich
 from .settings import Settings
 from .sources.cached import CachedSource
-from .stages import STAGE_TYPES
+from .stages import STAGES
 
 __all__ = ["RETRY_MARK", "RetryGroup", "mark_rows", "retry_groups", "retry_source", "run_retry"]
 
@@ -42,7 +42,7 @@ class RetryGroup:
 
 def enabled_filter(settings: Settings, flt: FailureFilter) -> FailureFilter:
     """Only stages this run would run; naming a disabled stage is a usage error."""
-    enabled = [cls.name for cls in STAGE_TYPES if cls.enabled(settings)]
+    enabled = [cls.name for cls in STAGES if cls.enabled(settings)]
     for name in flt.stages:
         if name not in enabled:
             raise UsageError(f"stage {name!r} is off in these settings, so its failures "

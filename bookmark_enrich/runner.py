@@ -1,19 +1,37 @@
-"""Run an enrichment from Python: the same path the CLI's ``run`` takes."""
+"""Run an enrichment from Python: the same path the CLI's ``run`` takes.
+
+Also where a run's results meet the source again: :func:`open_writer` pairs a
+writer with a replay of the cache, for ``run --writeback`` and ``writeback``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .cache import ResultCache
+from .errors import UsageError
 from .events import Notice, RunStats, Subscriber
-from .pipeline import Executor, Pipeline, Sink
+from .models import Bookmark, InputIssue, RawRecord
+from .pipeline import Executor, Pipeline, Sink, build_record
 from .settings import Settings
-from .sources import Source, iter_bookmarks
+from .sources import Source, iter_bookmarks, to_bookmark
 from .stages import Stage, build_stages
+from .tags import TagVocabulary
+from .writeback import Report, Results, WritebackOptions, Writer, writer_for
 
-__all__ = ["enrich", "preflight"]
+__all__ = ["SourceWriter", "cached_records", "enrich", "open_writer", "preflight",
+           "tag_vocabulary"]
+
+_REPLAY_CHUNK = 500
+STDIN_NOTE = "note: stdin has no source to write back to; the results go to stdout"
+
+
+def tag_vocabulary(settings: Settings, cache: ResultCache) -> TagVocabulary:
+    """The collection's tags so far, from recent summaries in the cache."""
+    return TagVocabulary(cache.recent_tags(), lowercase=settings.lowercase_tags)
 
 
 async def preflight(stages: Iterable[Stage], *, keep_going: bool = False,
@@ -79,7 +97,7 @@ async def enrich(
                                  run_options if run_options is not None else settings.masked())
         pipeline = Pipeline(settings, cache, stages, run_id=run_id, sink=sink,
                             subscribers=subscribers, source_location=source.location,
-                            executor=executor)
+                            executor=executor, tag_hints=tag_vocabulary(settings, cache))
         status = "failed"
         try:
             stats = await pipeline.run(
@@ -96,3 +114,103 @@ async def enrich(
             await stage.aclose()
         if own_cache:
             cache.close()
+
+
+# ----------------------------------------------------------------- writeback
+def cached_records(
+    items: Iterable[RawRecord | InputIssue],
+    *,
+    cache: ResultCache,
+    stages: list[Stage],
+    base_dir: Path | None,
+    url_field: str | None,
+    include_text: bool = False,
+) -> Iterator[tuple[RawRecord, dict[str, Any] | None]]:
+    """Each raw record with its output record rebuilt from the cache (None: nothing cached).
+
+    Keys are computed exactly as the run computes them; lookups go in chunks so
+    memory stays flat whatever the size of the source.
+    """
+    chunk: list[tuple[RawRecord, Bookmark | None]] = []
+
+    def drain() -> Iterator[tuple[RawRecord, dict[str, Any] | None]]:
+        keys = [b.key for _, b in chunk if b is not None]
+        found = cache.lookup(keys, with_text=include_text) if keys else {}
+        for raw, bookmark in chunk:
+            outcomes = found.get(bookmark.key) if bookmark is not None else None
+            if bookmark is None or not outcomes:
+                yield raw, None
+            else:
+                yield raw, build_record(bookmark, outcomes, stages, include_text=include_text)
+        chunk.clear()
+
+    for item in items:
+        if isinstance(item, InputIssue):
+            continue
+        made = to_bookmark(item, base_dir, url_field)
+        chunk.append((item, made if isinstance(made, Bookmark) else None))
+        if len(chunk) >= _REPLAY_CHUNK:
+            yield from drain()
+    yield from drain()
+
+
+class SourceWriter:
+    """A source's writer, with what it needs to replay the cache into it."""
+
+    def __init__(self, writer: Writer, source: Source) -> None:
+        self.writer = writer
+        self.source = source
+
+    def wrap(self, sink: Sink) -> Sink:
+        """A sink that also hands every output record to the writer."""
+        return self.writer.wrap(sink)
+
+    def finish_run(self, settings: Settings, *, interrupted: bool) -> None:
+        """After a run: rewrite the file from the cache, or write what is pending."""
+        if interrupted:
+            self.writer.interrupted()
+        elif self.writer.rewrites_after_run:
+            self.apply_cached(settings)
+        else:
+            self.writer.flush()
+
+    def apply_cached(self, settings: Settings) -> None:
+        """Write what the cache holds for every record of the source, enriching nothing."""
+        stages = build_stages(settings)
+        try:
+            with ResultCache(settings.cache) as cache:
+                self.writer.write(self.replay(cache, stages, settings.include_text))
+        finally:
+            asyncio.run(_close_stages(stages))
+
+    def replay(self, cache: ResultCache, stages: list[Stage], include_text: bool) -> Results:
+        return cached_records(self.source.replay(), cache=cache, stages=stages,
+                              base_dir=self.source.base_dir, url_field=self.source.url_field,
+                              include_text=include_text)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def summary_line(self) -> str:
+        return self.writer.summary_line()
+
+
+async def _close_stages(stages: list[Stage]) -> None:
+    for stage in stages:
+        await stage.aclose()
+
+
+def open_writer(source: Source, options: WritebackOptions,
+                report: Report) -> SourceWriter | None:
+    """The writer for ``source``, checked (columns, permissions, locks) before any work.
+
+    Returns None for stdin (after saying so). Raises a one-line error when the
+    source cannot be written back.
+    """
+    target = source.writeback_target()
+    if target is None:
+        if getattr(source, "is_stdin", False):
+            report(STDIN_NOTE)
+            return None
+        raise UsageError(f"{source.display}: this source cannot be written back")
+    return SourceWriter(writer_for(target, options, report), source)

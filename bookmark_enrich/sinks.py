@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO, Any, Literal
 
-__all__ = ["OutputFormat", "RecordSink", "csv_cell", "open_sink"]
-
-OutputFormat = Literal["jsonl", "json", "csv"]
-
-_ENRICH_PREFIX = "enrich_"
-_CSV_ENRICHMENT = (
-    "title", "author", "date", "site_name", "description", "language", "image",
-    "final_url", "http_status", "content_type", "summary", "keywords", "tags",
-    "summarizer", "model", "media", "text",
+from .fileio import replace_file, temp_beside
+from .records import (
+    COLUMN_PREFIX,
+    ENRICHMENT_FIELDS,
+    RECORD_FIELDS,
+    csv_cell,
+    dumps,
+    enrichment_cells,
 )
 
+__all__ = ["OutputFormat", "RecordSink", "open_sink"]
 
-def _dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def csv_cell(value: Any) -> str:
-    """One CSV cell: lists of strings joined by ``|``, other structures as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return "|".join(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
-
+OutputFormat = Literal["jsonl", "json", "csv"]
 
 class RecordSink:
     """Writes output records; ``-o FILE`` goes to a temp file renamed on close."""
@@ -53,9 +38,9 @@ class RecordSink:
 
     def __call__(self, record: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
-            self.stream.write(_dumps(record) + "\n")
+            self.stream.write(dumps(record) + "\n")
         elif self.fmt == "json":
-            self.stream.write(("[\n" if self.count == 0 else ",\n") + _dumps(record))
+            self.stream.write(("[\n" if self.count == 0 else ",\n") + dumps(record))
         else:
             self._write_csv(record)
         self.count += 1
@@ -67,17 +52,14 @@ class RecordSink:
         original = record.get("record", {})
         if self._csv is None:
             self._csv_fields = list(original)
-            header = [*self._csv_fields, "_extra", *(
-                _ENRICH_PREFIX + f for f in ("status", "errors", *_CSV_ENRICHMENT))]
+            header = [*self._csv_fields, "_extra",
+                      *(COLUMN_PREFIX + f for f in (*RECORD_FIELDS, *ENRICHMENT_FIELDS))]
             self._csv = csv.writer(self.stream)
             self._csv.writerow(header)
         row = [csv_cell(original.get(f)) for f in self._csv_fields]
         extra = {k: v for k, v in original.items() if k not in self._csv_fields}
         row.append(csv_cell(extra) if extra else "")
-        enrichment = record.get("enrichment", {})
-        errors = ";".join(f"{e['stage']}:{e['reason']}" for e in record.get("errors", []))
-        row += [record.get("status", ""), errors]
-        row += [csv_cell(enrichment.get(f)) for f in _CSV_ENRICHMENT]
+        row += enrichment_cells(record).values()
         self._csv.writerow(row)
 
     def close(self, *, commit: bool = True) -> None:
@@ -89,7 +71,7 @@ class RecordSink:
         os.fsync(self.stream.fileno())
         self.stream.close()
         if commit:
-            os.replace(self.temp_path, self.final_path)
+            replace_file(self.temp_path, self.final_path)
         else:
             self.temp_path.unlink(missing_ok=True)
 
@@ -100,7 +82,6 @@ def open_sink(path: str | None, fmt: OutputFormat = "jsonl") -> RecordSink:
         return RecordSink(fmt, sys.stdout)
     assert path is not None
     final = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp",
-                               dir=final.parent if str(final.parent) else ".")
+    fd, tmp = temp_beside(final)
     stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
-    return RecordSink(fmt, stream, final, Path(tmp))
+    return RecordSink(fmt, stream, final, tmp)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-__all__ = ["normalize_tag", "normalize_tags", "tag_identity"]
+__all__ = ["TagHints", "TagVocabulary", "normalize_tag", "normalize_tags", "tag_identity"]
 
 _SPACES = re.compile(r"\s+")
 _SEPARATORS = re.compile(r"[\s\-_]+")
@@ -41,3 +43,45 @@ def normalize_tags(tags: Iterable[object], *, limit: int | None = None, lowercas
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+@dataclass(slots=True)
+class TagHints:
+    """Tags a summarizer may reuse for one bookmark, so the collection's tags stay few."""
+
+    vocabulary: list[str] = field(default_factory=list)
+    """The collection's most used tags: the same for every bookmark of a stretch."""
+    suggestions: list[str] = field(default_factory=list)
+    """Tags picked for this bookmark alone (say, those of similar bookmarks)."""
+
+
+class TagVocabulary:
+    """The tags in use, counted: seeded from earlier runs, grown as bookmarks are tagged.
+
+    It is the default tag-hint provider the pipeline hands the summarize stage.
+    """
+
+    def __init__(self, seed: Iterable[str] = (), *, lowercase: bool = True,
+                 offered: int = 30) -> None:
+        self.lowercase = lowercase
+        self.offered = offered
+        self._counts: Counter[str] = Counter()
+        self._spelling: dict[str, str] = {}
+        self.observe(seed)
+
+    def observe(self, tags: Iterable[str]) -> None:
+        """Count tags just given to a bookmark (the user's own or suggested)."""
+        for tag in tags:
+            clean = normalize_tag(tag, lowercase=self.lowercase)
+            ident = tag_identity(clean)
+            if ident:
+                self._counts[ident] += 1
+                self._spelling.setdefault(ident, clean)
+
+    def spelling(self, tag: str) -> str | None:
+        """The collection's spelling of ``tag``, if it is in use."""
+        return self._spelling.get(tag_identity(tag))
+
+    def hints(self, bookmark: object = None) -> TagHints:
+        """The most used tags, capped, for a prompt."""
+        return TagHints([self._spelling[i] for i, _ in self._counts.most_common(self.offered)])

@@ -12,18 +12,13 @@ from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from .extraction import warm_up
+
 __all__ = ["BrokenProcessPool", "run_cpu", "shutdown_pool"]
 
 T = TypeVar("T")
 _pool: concurrent.futures.ProcessPoolExecutor | None = None
 _pool_size = 0
-
-
-def _warm_up() -> None:
-    # The slow import and trafilatura's first-call set-up, once per worker.
-    from .stages._extract_worker import extract
-
-    extract(b"<html><body><p>warm up</p></body></html>", "utf-8", "http://localhost/")
 
 
 def _get_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -35,9 +30,9 @@ def _get_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
         # forkserver: workers fork from a clean process, never from our threads.
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            ctx.set_forkserver_preload(["bookmark_enrich.stages._extract_worker"])
+            ctx.set_forkserver_preload(["bookmark_enrich.extraction"])
         _pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=processes, mp_context=ctx, initializer=_warm_up
+            max_workers=processes, mp_context=ctx, initializer=warm_up
         )
         _pool_size = processes
     return _pool

@@ -7,16 +7,17 @@ import json
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from bookmark_enrich import doctor
 from bookmark_enrich.cli import app
 from bookmark_enrich.doctor import run_doctor
-from bookmark_enrich.services.health import CHECKS, Check, register_check
+from bookmark_enrich.services.health import Check, CheckProvider
 from bookmark_enrich.settings import Settings, load_settings
 from tests.helpers import CORE_ONLY, cli
 from tests.servers.llm import LLMServer
@@ -39,14 +40,28 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
+class FakeChecks(dict[str, Any]):
+    """Test providers added after the real ones; ``register`` is their decorator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra: list[tuple[str, CheckProvider]] = []
+
+    def register(self, name: str) -> Callable[[CheckProvider], CheckProvider]:
+        def wrap(provider: CheckProvider) -> CheckProvider:
+            self.extra.append((name, provider))
+            return provider
+
+        return wrap
+
+
 @pytest.fixture
-def fake_checks() -> Iterator[dict[str, Any]]:
-    """Register test providers; the real registry is restored afterwards."""
-    saved = dict(CHECKS)
-    calls: dict[str, Any] = {}
-    yield calls
-    CHECKS.clear()
-    CHECKS.update(saved)
+def fake_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChecks]:
+    """Doctor runs the real providers and these; the real list is restored afterwards."""
+    fakes = FakeChecks()
+    real = doctor.providers
+    monkeypatch.setattr(doctor, "providers", lambda: [*real(), *fakes.extra])
+    yield fakes
 
 
 def doctor_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -60,19 +75,19 @@ def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------ framework
-def test_providers_run_concurrently_each_with_its_timeout(fake_checks: dict[str, Any]) -> None:
-    @register_check("fake slow")
+def test_providers_run_concurrently_each_with_its_timeout(fake_checks: FakeChecks) -> None:
+    @fake_checks.register("fake slow")
     async def slow(settings: Settings, options: dict[str, Any]) -> list[Check]:
         await asyncio.sleep(30)
         return []
 
-    @register_check("fake sleepy ok")
+    @fake_checks.register("fake sleepy ok")
     async def sleepy(settings: Settings, options: dict[str, Any]) -> list[Check]:
         await asyncio.sleep(0.3)
         fake_checks["options"] = options
         return [Check("fake sleepy ok", "ok", "fine")]
 
-    @register_check("fake crash")
+    @fake_checks.register("fake crash")
     async def crash(settings: Settings, options: dict[str, Any]) -> list[Check]:
         raise RuntimeError("boom")
 
@@ -90,8 +105,8 @@ def test_providers_run_concurrently_each_with_its_timeout(fake_checks: dict[str,
     assert not report.ok
 
 
-def test_exit_code_follows_required_checks(fake_checks: dict[str, Any]) -> None:
-    @register_check("fake optional")
+def test_exit_code_follows_required_checks(fake_checks: FakeChecks) -> None:
+    @fake_checks.register("fake optional")
     async def optional(settings: Settings, options: dict[str, Any]) -> list[Check]:
         return [Check("fake optional", "fail", "not needed", required=False),
                 Check("fake warn", "warn", "hmm")]
@@ -100,7 +115,7 @@ def test_exit_code_follows_required_checks(fake_checks: dict[str, Any]) -> None:
     assert code == 0 and doc["ok"] is True
     assert by_name(doc)["fake optional"]["status"] == "fail"
 
-    @register_check("fake required")
+    @fake_checks.register("fake required")
     async def required(settings: Settings, options: dict[str, Any]) -> list[Check]:
         return [Check("fake required", "fail", "down [really]")]
 
@@ -178,7 +193,7 @@ def test_source_database_checks(isolated_env: Path) -> None:
 
 # ------------------------------------------------------------------- settings
 def test_risky_settings_warn_but_do_not_fail(monkeypatch: pytest.MonkeyPatch,
-                                             fake_checks: dict[str, Any]) -> None:
+                                             fake_checks: FakeChecks) -> None:
     monkeypatch.setenv("S3_ENDPOINT", "http://storage.example:8333")
     monkeypatch.setenv("S3_ACCESS_KEY", "minioadmin")
     monkeypatch.setenv("S3_SECRET_KEY", "minioadmin")

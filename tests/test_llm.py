@@ -12,8 +12,7 @@ import pytest
 
 from bookmark_enrich.events import RunStats
 from bookmark_enrich.models import OutputRecord
-from bookmark_enrich.services.health import CHECKS
-from bookmark_enrich.services.llm import LLMClient, LLMError, LLMUnavailable
+from bookmark_enrich.services.llm import LLMClient, LLMError, LLMUnavailable, llm_checks
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.summarizers.llm import (
     AnswerError,
@@ -410,7 +409,7 @@ def test_parse_answer_rejects(content: str) -> None:
 
 # ----------------------------------------------------------------------- doctor
 def test_health_checks(llm: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    provider = CHECKS["llm"]
+    provider = llm_checks
     checks = asyncio.run(provider(load_settings(), {"deep": True}))
     by_name = {c.name.split(" http")[0]: c for c in checks}
     assert [c.status for c in checks] == ["ok", "ok", "ok", "ok"]

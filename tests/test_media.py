@@ -17,9 +17,10 @@ from bookmark_enrich.errors import ServiceUnavailable
 from bookmark_enrich.events import Notice, RunStats
 from bookmark_enrich.services import ytdlp
 from bookmark_enrich.services.cobalt import CobaltClient, CobaltUnavailable, error_reason
-from bookmark_enrich.services.health import CHECKS
+from bookmark_enrich.services.mediabackend import describe_backend, media_checks
+from bookmark_enrich.services.storage import s3_checks
 from bookmark_enrich.stages import build_stages
-from bookmark_enrich.stages.media import describe_backend, media_link, sanitize_filename
+from bookmark_enrich.stages.media import media_link, sanitize_filename
 from tests.fixtures_s3 import S3Bucket
 from tests.helpers import cli, jsonl
 from tests.servers.cobalt import ACCEPTED_KEYS, CobaltServer
@@ -369,10 +370,10 @@ def test_api_key_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_doctor_checks_describe_cobalt_and_s3(cobalt: CobaltServer, s3_bucket: S3Bucket) -> None:
     s = load_settings()
-    (check,) = asyncio.run(CHECKS["cobalt"](s, {}))
+    (check,) = asyncio.run(media_checks(s, {}))
     assert check.status == "ok" and check.data is not None
     assert check.data["version"] == "11.0.2" and "youtube" in check.data["services"]
-    (s3,) = asyncio.run(CHECKS["s3"](s, {}))
+    (s3,) = asyncio.run(s3_checks(s, {}))
     assert s3.status == "ok" and "probe object written, read and deleted" in s3.detail
     assert s3_bucket.keys() == []
 
@@ -382,7 +383,7 @@ def test_doctor_describes_the_fallbacks(no_ytdlp: None) -> None:
     assert (check.status, check.required) == ("warn", False)
     down = asyncio.run(describe_backend(load_settings(cobalt_api_url=closed_url())))
     assert (down.status, down.data and down.data["why"]) == ("fail", "configured_down")
-    (local,) = asyncio.run(CHECKS["s3"](load_settings(), {}))
+    (local,) = asyncio.run(s3_checks(load_settings(), {}))
     assert local.status == "ok" and "no S3 configured" in local.detail
 
 

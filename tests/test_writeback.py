@@ -21,6 +21,8 @@ from bookmark_enrich.cli import app
 from bookmark_enrich.errors import BookmarkEnrichError
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.sources import RawRecord, open_source
+from bookmark_enrich.models import FileTarget
+from bookmark_enrich.runner import SourceWriter, open_writer
 from bookmark_enrich.writeback import FileWriter, WritebackConflict, WritebackOptions
 from tests.helpers import CORE_ONLY, jsonl
 from tests.servers.pages import PageServer
@@ -296,7 +298,8 @@ def test_changed_file_is_not_overwritten(tmp_path: Path, pages: PageServer) -> N
     path = _file(tmp_path, "jsonl", [pages.url(f"/article/ch{i}") for i in range(3)])
     assert invoke("run", str(path), "-q").exit_code == 0
     src = open_source(str(path))
-    writer = FileWriter(src, WritebackOptions(), lambda m: None)  # type: ignore[arg-type]
+    writer = open_writer(src, WritebackOptions(), lambda m: None)
+    assert writer is not None
     src.close()
     path.write_text(path.read_text() + '{"url": "https://example.org/new"}\n')
     changed = path.read_bytes()
@@ -316,8 +319,10 @@ def test_failure_before_rename_leaves_the_file_untouched(tmp_path: Path,
         raise OSError("disk full (injected)")
 
     src = open_source(str(path))
-    writer = FileWriter(src, WritebackOptions(), lambda m: None,  # type: ignore[arg-type]
-                        fail_before_rename=boom)
+    target = src.writeback_target()
+    assert isinstance(target, FileTarget)
+    writer = SourceWriter(FileWriter(target, WritebackOptions(), lambda m: None,
+                                     fail_before_rename=boom), src)
     src.close()
     with pytest.raises(OSError, match="injected"):
         writer.apply_cached(load_settings())

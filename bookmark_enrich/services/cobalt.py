@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 
 from ..errors import ServiceUnavailable, StageError
+from ..redaction import url_host
 from ..settings import Settings
-from .health import Check, register_check
+from .http import parse_retry_after
 
 __all__ = [
     "CobaltClient",
@@ -28,7 +29,6 @@ __all__ = [
     "CobaltUnavailable",
     "ServerInfo",
     "error_reason",
-    "host_of",
     "rate_limit_wait",
 ]
 
@@ -73,15 +73,10 @@ def error_reason(code: str) -> tuple[str, bool]:
     return _ERROR_REASONS[best] if best else ("cobalt_error", False)
 
 
-def host_of(url: str) -> str:
-    """``http://user:pw@host:9000/x`` → ``host:9000``: no credentials in messages."""
-    return url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
 
 
 def rate_limit_wait(headers: httpx.Headers) -> float | None:
     """Seconds to wait from ``Retry-After`` or ``RateLimit-Reset`` (both in seconds here)."""
-    from ..stages.fetch import parse_retry_after
-
     wait = parse_retry_after(headers.get("retry-after"))
     if wait is None:
         reset = headers.get("ratelimit-reset")
@@ -154,10 +149,10 @@ class CobaltClient:
         try:
             resp = await self.client.post(self.base_url, json=self.body(url))
         except httpx.TimeoutException:
-            raise StageError("timeout", f"Cobalt at {host_of(self.base_url)} timed out",
+            raise StageError("timeout", f"Cobalt at {url_host(self.base_url)} timed out",
                              retryable=True) from None
         except httpx.HTTPError as exc:
-            raise StageError("cobalt_unreachable", f"Cobalt at {host_of(self.base_url)}: "
+            raise StageError("cobalt_unreachable", f"Cobalt at {url_host(self.base_url)}: "
                              f"{type(exc).__name__}", retryable=True) from None
         try:
             data = resp.json()
@@ -208,7 +203,7 @@ class CobaltClient:
 
     async def server_info(self) -> ServerInfo:
         """``GET /``: version and services. Raises CobaltUnavailable with an actionable line."""
-        where = host_of(self.base_url)
+        where = url_host(self.base_url)
         try:
             resp = await self.client.get(self.base_url)
             data = resp.json() if resp.status_code == 200 else None
@@ -237,14 +232,6 @@ class CobaltClient:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-@register_check("cobalt")
-async def cobalt_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
-    """Which media back end a run would use and why; the configured Cobalt's version."""
-    from ..stages.media import describe_backend
-
-    return [await describe_backend(settings, float(options.get("timeout") or 5.0))]
 
 
 async def probe(settings: Settings, base_url: str,

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import ServiceUnavailable
+from ..redaction import url_host
 from ..settings import Settings
 from .llm import LLMClient
 
 __all__ = ["DEFAULT_PROBES", "DISCOVERY_SECONDS", "Discovery", "Probe", "ProbeResult",
-           "discover_llm", "host_of", "probes_for"]
+           "discover_llm", "probes_for"]
 
 DISCOVERY_SECONDS = 1.0
 
@@ -61,13 +62,10 @@ class Discovery:
 
     def describe(self) -> str:
         """``LM Studio (localhost:1234): refused; Ollama (...): no model loaded; ...``."""
-        return "; ".join(f"{r.probe.label} ({host_of(r.probe.base_url)}): {r.problem}"
+        return "; ".join(f"{r.probe.label} ({url_host(r.probe.base_url)}): {r.problem}"
                          for r in self.results if r is not self.chosen)
 
 
-def host_of(url: str) -> str:
-    """``http://user:pw@host:1234/v1`` → ``host:1234``: no credentials in messages."""
-    return url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
 
 
 def probes_for(settings: Settings) -> list[Probe]:
@@ -75,7 +73,7 @@ def probes_for(settings: Settings) -> list[Probe]:
     if settings.llm_probe_urls is None:
         return list(DEFAULT_PROBES)
     known = {p.base_url.rstrip("/"): p.label for p in DEFAULT_PROBES}
-    return [Probe(known.get(url.rstrip("/"), host_of(url)), url.rstrip("/"))
+    return [Probe(known.get(url.rstrip("/"), url_host(url)), url.rstrip("/"))
             for url in settings.llm_probe_urls if url.strip()]
 
 

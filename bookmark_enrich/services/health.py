@@ -1,8 +1,4 @@
-"""Health checks: each service client contributes its checks here; `doctor` runs them all.
-
-A module adds its check with :func:`register_check`; ``doctor`` and the run's
-preflight never need to know which services exist.
-"""
+"""Health checks: the shape of one `doctor` line, shared by every service client."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ from typing import Any, Literal
 
 from ..settings import Settings
 
-__all__ = ["CHECKS", "Check", "CheckStatus", "register_check", "timed"]
+__all__ = ["Check", "CheckProvider", "CheckStatus", "timed"]
 
 CheckStatus = Literal["ok", "warn", "fail", "skip"]
 
@@ -37,19 +33,6 @@ class Check:
 
 CheckProvider = Callable[[Settings, dict[str, Any]], Awaitable[list[Check]]]
 """Given settings and doctor's options (``deep``, ``timeout``, ``source``...), return checks."""
-
-CHECKS: dict[str, CheckProvider] = {}
-
-
-def register_check(name: str) -> Callable[[CheckProvider], CheckProvider]:
-    """Decorator: add a provider of checks under ``name`` (one per service)."""
-
-    def wrap(provider: CheckProvider) -> CheckProvider:
-        CHECKS[name] = provider
-        return provider
-
-    return wrap
-
 
 async def timed(call: Awaitable[Any]) -> tuple[Any, float]:
     """Await ``call`` and return (result, milliseconds)."""

@@ -22,7 +22,7 @@ from openai.types.chat.completion_create_params import ResponseFormat
 
 from ..errors import ServiceUnavailable, StageError
 from ..settings import Settings
-from .health import Check, register_check, timed
+from .health import Check, timed
 
 __all__ = [
     "DEFAULT_CONTEXT_TOKENS",
@@ -382,7 +382,6 @@ class LLMClient:
         await self._http.aclose()
 
 
-@register_check("llm")
 async def llm_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     """The LLM server's checks; required only when a run would insist on the LLM."""
     if not settings.enable_ai_summarization:

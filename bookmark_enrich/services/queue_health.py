@@ -7,12 +7,11 @@ from typing import Any
 from .._version import __version__
 from ..errors import BookmarkEnrichError
 from ..settings import Settings
-from .health import Check, register_check, timed
+from .health import Check, timed
 
 __all__ = ["queue_checks"]
 
 
-@register_check("queue")
 async def queue_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     """One line for the broker, one per live worker; nothing without ``--queue``."""
     url = options.get("queue")

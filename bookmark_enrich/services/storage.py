@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import ServiceUnavailable, StageError
 from ..settings import Settings
-from .health import Check, register_check
+from .health import Check
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -264,7 +264,7 @@ def open_store(settings: Settings) -> MediaStore:
     return LocalStore(settings.media_dir)
 
 
-@register_check("s3")
+
 async def s3_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
     """For ``doctor``: where media would be stored, and whether that works."""
     if not settings.enable_media_download:

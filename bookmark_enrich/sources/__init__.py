@@ -9,27 +9,35 @@ from typing import IO, Any
 from ..errors import InputError
 from ..models import Bookmark, InputIssue
 from ..urls import InvalidURL, bookmark_key, normalize_url, resolve_url
-
-# Database schemes register themselves (psycopg is imported only when used).
-from . import db as _db  # noqa: F401
 from .base import FileFormat, RawRecord, ReadOptions, Source, find_url_field
+from .db import DbSource, PostgresSource, SqliteSource
 from .files import FileSource, detect_format
-from .registry import FORMATS, SCHEMES, register_format, register_scheme
+from .formats import FORMATS, describe_formats, format_table
 
 __all__ = [
     "FORMATS",
+    "SCHEMES",
+    "DbSource",
     "FileFormat",
     "FileSource",
     "RawRecord",
     "ReadOptions",
     "Source",
+    "describe_formats",
     "detect_format",
+    "format_table",
     "iter_bookmarks",
     "open_source",
-    "register_format",
-    "register_scheme",
     "to_bookmark",
 ]
+
+
+SCHEMES: dict[str, type[DbSource]] = {
+    "sqlite": SqliteSource,
+    "postgresql": PostgresSource,
+    "postgres": PostgresSource,
+}
+"""Database sources by URL scheme (psycopg is imported only when a PostgreSQL one opens)."""
 
 
 def open_source(

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..models import InputIssue
+from ..dbapi import TableTarget
+from ..models import FileTarget, InputIssue, RawRecord
 
 __all__ = [
     "URL_FIELD_NAMES",
@@ -21,17 +22,6 @@ __all__ = [
 ]
 
 URL_FIELD_NAMES = ("url", "href", "link", "uri")
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """A record as the source holds it, before URL validation."""
-
-    position: int
-    record: dict[str, Any]
-    url_field: str | None = None
-    """Which key holds the URL; None means find it by name."""
-    source_id: Any = None
 
 
 @dataclass(slots=True)
@@ -107,6 +97,8 @@ class Source(ABC):
     """How to show this source in logs: secrets masked."""
     format_name: str
     base_dir: Path | None = None
+    url_field: str | None = None
+    """The field or column holding the URL, when known (writeback keys records by it)."""
 
     @abstractmethod
     def read(self) -> ReadResult:
@@ -123,3 +115,11 @@ class Source(ABC):
     def location(self) -> str:
         """A string that reopens this source later (for the cache's records)."""
         return self.display
+
+    def writeback_target(self) -> FileTarget | TableTarget | None:
+        """Where results can be written back to (None: nowhere, like stdin)."""
+        return None
+
+    def replay(self) -> ReadResult:
+        """The records once more, from the start, as :meth:`read` gave them (writeback)."""
+        raise NotImplementedError(f"{self.display}: cannot be read a second time")

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError
-from ..models import InputIssue
+from ..models import FileTarget, InputIssue
 from .base import FileFormat, RawRecord, ReadOptions, Source
-from .registry import FORMATS
+from .formats import FORMATS
 
 __all__ = ["FileSource", "detect_format"]
 
@@ -61,7 +61,7 @@ def _looks_binary(head: bytes) -> bool:
 def detect_format(head: bytes, suffix: str = "", *, binary: bool = False) -> FileFormat | None:
     """Pick a format by content first, then by file extension (``binary``: binary ones only)."""
     body = head.lstrip(b"\xef\xbb\xbf")
-    for fmt in sorted(FORMATS.values(), key=lambda f: f.priority):
+    for fmt in FORMATS.values():  # in detection order
         if binary and not fmt.binary:
             continue
         try:
@@ -91,6 +91,7 @@ class FileSource(Source):
         self.path = None if self.is_stdin else Path(path)
         self.display = "stdin" if self.is_stdin else str(path)
         self.options = ReadOptions(url_field=url_field, path=self.path)
+        self.url_field = url_field
         raw: IO[bytes]
         if self.is_stdin:
             raw = stdin if stdin is not None else sys.stdin.buffer
@@ -169,6 +170,19 @@ class FileSource(Source):
 
     def read(self) -> Iterator[RawRecord | InputIssue]:
         yield from self.format.read(self._stream, self.options)
+
+    def writeback_target(self) -> FileTarget | None:
+        if self.path is None:
+            return None
+        return FileTarget(self.path, self.display, self.format.container, self.format.name,
+                          self.format.writeback_refusal, self.stat)
+
+    def replay(self) -> Iterator[RawRecord | InputIssue]:
+        """The file read again, as the run read it (the keys writeback looks up)."""
+        if self.path is None:
+            raise InputError("stdin cannot be read a second time")
+        with open(self.path, "rb") as stream:
+            yield from self.format.read(stream, self.options)
 
     def close(self) -> None:
         if not self.is_stdin:

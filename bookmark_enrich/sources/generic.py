@@ -11,7 +11,7 @@ from typing import IO, Any
 import ijson
 
 from ..models import InputIssue
-from .base import RawRecord, ReadOptions, find_url_field, text_stream
+from .base import FileFormat, RawRecord, ReadOptions, find_url_field, text_stream
 
 __all__ = [
     "read_csv",
@@ -184,3 +184,22 @@ def read_text(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | I
         if title.strip():
             record["title"] = title.strip()
         yield RawRecord(lineno, record, "url")
+
+
+JSON = FileFormat(
+    "json", "JSON array of objects (or of URL strings)", "starts with [",
+    (".json",), sniff_json, read_json, priority=200, container="json",
+)
+JSONL = FileFormat(
+    "jsonl", "JSON Lines, one object per line", "first line is a JSON object",
+    (".jsonl", ".ndjson"), sniff_jsonl, read_jsonl, priority=210, container="jsonl",
+)
+CSV = FileFormat(
+    "csv", "CSV with a url/href/link/uri column (any case)",
+    "header row naming a URL column", (".csv", ".tsv"), sniff_csv, read_csv, priority=220,
+    container="csv",
+)
+TEXT = FileFormat(
+    "text", "Plain text, one URL per line, # comments", "lines start with http(s):// or file:",
+    (".txt", ".urls", ".list"), sniff_text, read_text, priority=300,
+)

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from typing import IO, Any
 
 from ..models import InputIssue
-from .base import RawRecord, ReadOptions, text_stream
+from .base import FileFormat, RawRecord, ReadOptions, text_stream
 
 __all__ = ["TolerantHTMLParser", "read_netscape", "sniff_netscape"]
 
@@ -234,3 +234,10 @@ def read_netscape_lines(stream: IO[bytes], *, fast: bool) -> Iterator[RawRecord 
                          fatal=True)
     elif cut_in_tag:
         yield InputIssue(cut_line, "file ends inside a tag (cut short?)", fatal=True)
+
+
+NETSCAPE = FileFormat(
+    "netscape", "Netscape bookmark HTML (every browser's export)",
+    "<!DOCTYPE NETSCAPE-Bookmark-file-1> or <DL>/<DT>/<A HREF>",
+    (".html", ".htm"), sniff_netscape, read_netscape, priority=50, container="netscape",
+)

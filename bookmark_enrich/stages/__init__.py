@@ -1,34 +1,32 @@
-"""Stages: fetch, extract (and the ones later modules register)."""
+"""The stages, in pipeline order: fetch, extract, summarize, media."""
 
 from __future__ import annotations
 
 from ..settings import Settings
-from .base import STAGE_TYPES, Stage, StageContext, fingerprint_of, register_stage
+from .base import Stage, StageContext, TagHintProvider
 from .extract import ExtractStage
 from .fetch import FetchStage
+from .media import MediaStage
 from .summarize import SummarizeStage
 
 __all__ = [
-    "STAGE_TYPES",
+    "STAGES",
     "ExtractStage",
     "FetchStage",
     "MediaStage",
     "Stage",
     "StageContext",
     "SummarizeStage",
+    "TagHintProvider",
     "build_stages",
-    "fingerprint_of",
-    "register_stage",
 ]
 
-# Imported after the others on purpose: registration order is pipeline order.
-from .media import MediaStage
+STAGES: tuple[type[Stage], ...] = (FetchStage, ExtractStage, SummarizeStage, MediaStage)
+"""Every built-in stage, in the order a bookmark goes through them."""
 
 
-def build_stages(settings: Settings, only: set[str] | None = None) -> list[Stage]:
-    """Instantiate the enabled stages, in pipeline order."""
-    return [
-        cls(settings)
-        for cls in STAGE_TYPES
-        if cls.enabled(settings) and (only is None or cls.name in only)
-    ]
+def build_stages(settings: Settings, only: set[str] | None = None,
+                 types: tuple[type[Stage], ...] = STAGES) -> list[Stage]:
+    """Instantiate the enabled stages of ``types`` (default: the built-in ones), in order."""
+    return [cls(settings) for cls in types
+            if cls.enabled(settings) and (only is None or cls.name in only)]

@@ -1,38 +1,33 @@
-"""The one small interface every stage implements, and the registry of stages."""
+"""The one small interface every stage implements."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
-import random
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol
 
-from ..errors import StageError
-from ..models import Bookmark, StageOutcome
+from ..models import Bookmark, StageOutcome, fingerprint_of
 from ..settings import Settings
+from ..tags import TagHints
 
-__all__ = [
-    "STAGE_TYPES",
-    "Stage",
-    "StageContext",
-    "fingerprint_of",
-    "register_stage",
-    "retry_delay",
-    "with_retries",
-]
-
-T = TypeVar("T")
+__all__ = ["Stage", "StageContext", "TagHintProvider"]
 
 
-def fingerprint_of(*parts: Any) -> str:
-    """A short stable hash of the settings that shape a stage's output."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+class TagHintProvider(Protocol):
+    """Where the summarize stage gets the tags it may reuse; the pipeline hands it one.
+
+    :class:`~bookmark_enrich.tags.TagVocabulary` (the collection's tags, counted) is
+    the default; a provider may add per-bookmark suggestions.
+    """
+
+    def hints(self, bookmark: Bookmark) -> TagHints:
+        """Tags to offer for ``bookmark``."""
+        ...
+
+    def observe(self, tags: Iterable[str]) -> None:
+        """Tags just given to a bookmark."""
+        ...
 
 
 @dataclass(slots=True)
@@ -41,6 +36,8 @@ class StageContext:
 
     bookmark: Bookmark
     outcomes: dict[str, StageOutcome] = field(default_factory=dict)
+    tag_hints: TagHintProvider | None = None
+    """The run's tag vocabulary (None: the stage keeps its own)."""
 
     def output(self, stage: str) -> dict[str, Any]:
         outcome = self.outcomes.get(stage)
@@ -98,49 +95,3 @@ class Stage(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""
-
-
-STAGE_TYPES: list[type[Stage]] = []
-"""Stage classes in pipeline order."""
-
-
-def register_stage(cls: type[Stage]) -> type[Stage]:
-    """Class decorator: add a stage at the end of the pipeline order."""
-    if all(existing.name != cls.name for existing in STAGE_TYPES):
-        STAGE_TYPES.append(cls)
-    return cls
-
-
-def retry_delay(attempt: int, base: float, retry_after: float | None, cap: float) -> float:
-    """Exponential backoff with jitter; a server's Retry-After wins (capped)."""
-    if retry_after is not None:
-        return max(0.0, min(retry_after, cap))
-    return float(min(cap, base * (2**attempt) * (0.5 + random.random())))
-
-
-async def with_retries(
-    call: Callable[[], Awaitable[T]],
-    *,
-    retries: int,
-    backoff: float,
-    max_retry_after: float,
-    on_retry: Callable[[StageError, int], None] | None = None,
-) -> tuple[T, int]:
-    """Run ``call``; retry StageErrors marked retryable. Returns (value, attempts)."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call(), attempt
-        except StageError as exc:
-            if not exc.retryable or attempt > retries:
-                exc.attempts = attempt
-                raise
-            if on_retry is not None:
-                on_retry(exc, attempt)
-            await asyncio.sleep(retry_delay(attempt - 1, backoff, exc.retry_after,
-                                            max_retry_after))
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start

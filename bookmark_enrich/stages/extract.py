@@ -6,16 +6,15 @@ from importlib.metadata import version
 from typing import Any, ClassVar
 
 from ..errors import StageError
-from ..models import StageOutcome
+from ..extraction import extract
+from ..models import StageOutcome, fingerprint_of
 from ..workers import BrokenProcessPool, run_cpu
-from . import _extract_worker
-from .base import Stage, StageContext, fingerprint_of, register_stage
+from .base import Stage, StageContext
 from .fetch import Page, is_textual
 
 __all__ = ["ExtractStage"]
 
 
-@register_stage
 class ExtractStage(Stage):
     name: ClassVar[str] = "extract"
     version: ClassVar[str] = "1"
@@ -36,7 +35,7 @@ class ExtractStage(Stage):
             raise StageError("no_body", "the page body is not available")
         url = fetched.get("final_url") or ctx.bookmark.url
         try:
-            result = await run_cpu(self.settings.extract_processes, _extract_worker.extract,
+            result = await run_cpu(self.settings.extract_processes, extract,
                                    page.body, page.charset, url,
                                    self.settings.extract_fallbacks)
         except BrokenProcessPool:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
 import mimetypes
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,10 +12,12 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from ..attempts import with_retries
 from ..errors import StageError
-from ..models import StageOutcome
+from ..models import StageOutcome, fingerprint_of
+from ..services.http import error_for_exception, error_for_status
 from ..settings import Settings
-from .base import Stage, StageContext, fingerprint_of, register_stage, with_retries
+from .base import Stage, StageContext
 
 __all__ = ["FetchStage", "Page", "is_textual"]
 
@@ -41,22 +41,6 @@ def is_textual(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in _TEXTUAL
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class _HostLimits:
     """A semaphore per host, dropped when idle so memory stays flat."""
 
@@ -78,7 +62,6 @@ class _HostLimits:
             self._sems[host] = (sem, users - 1)
 
 
-@register_stage
 class FetchStage(Stage):
     name: ClassVar[str] = "fetch"
     version: ClassVar[str] = "1"
@@ -139,20 +122,9 @@ class FetchStage(Stage):
         try:
             async with next(self._turn).stream("GET", url) as resp:
                 status = resp.status_code
-                if status == 429:
-                    raise StageError(
-                        "rate_limited", "HTTP 429 Too Many Requests", retryable=True,
-                        retry_after=parse_retry_after(resp.headers.get("retry-after")),
-                    )
-                if status >= 500:
-                    raise StageError(
-                        "server_error", f"HTTP {status}", retryable=True,
-                        retry_after=parse_retry_after(resp.headers.get("retry-after")),
-                    )
-                if status in (404, 410):
-                    raise StageError("not_found", f"HTTP {status}")
-                if status >= 400:
-                    raise StageError("http_error", f"HTTP {status}")
+                problem = error_for_status(status, resp.headers)
+                if problem is not None:
+                    raise problem
                 content_type = resp.headers.get("content-type")
                 output: dict[str, Any] = {
                     "final_url": str(resp.url),
@@ -175,23 +147,8 @@ class FetchStage(Stage):
                     chunks.append(chunk)
                 self.bytes_read += size
                 return output, Page(b"".join(chunks), resp.charset_encoding, content_type)
-        except StageError:
-            raise
-        except httpx.TooManyRedirects:
-            raise StageError("too_many_redirects",
-                             f"more than {self.settings.max_redirects} redirects") from None
-        except httpx.TimeoutException as exc:
-            raise StageError("timeout", f"{type(exc).__name__}", retryable=True) from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError,
-                httpx.WriteError) as exc:
-            raise StageError("connection_error", str(exc) or type(exc).__name__,
-                             retryable=True) from None
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise StageError("invalid_url", str(exc)) from None
-        except httpx.DecodingError as exc:
-            raise StageError("decoding_error", str(exc)) from None
-        except httpx.HTTPError as exc:
-            raise StageError("http_error", str(exc) or type(exc).__name__) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise error_for_exception(exc, max_redirects=self.settings.max_redirects) from None
 
     def _read_file(self, url: str) -> StageOutcome:
         path = Path(unquote(urlsplit(url).path))

@@ -30,20 +30,21 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from ..attempts import with_retries
 from ..errors import ServiceUnavailable, StageError
-from ..models import StageOutcome
+from ..models import StageOutcome, fingerprint_of
+from ..reasons import Reason
+from ..redaction import url_host
 from ..services import ytdlp
-from ..services.cobalt import CobaltClient, CobaltItem, CobaltUnavailable, host_of, probe
-from ..services.health import Check
+from ..services.cobalt import CobaltClient, CobaltItem, CobaltUnavailable, probe
+from ..services.http import error_for_exception, error_for_status
+from ..services.mediabackend import PROBE_SECONDS
 from ..services.storage import MediaStore, StorageUnavailable, open_store, temp_file
 from ..settings import Settings
-from .base import Stage, StageContext, fingerprint_of, register_stage, with_retries
-from .fetch import parse_retry_after
+from .base import Stage, StageContext
 
-__all__ = ["COBALT_HOSTS", "MEDIA_EXTENSIONS", "MediaStage", "describe_backend",
-           "media_link", "sanitize_filename"]
+__all__ = ["COBALT_HOSTS", "MEDIA_EXTENSIONS", "MediaStage", "media_link", "sanitize_filename"]
 
-PROBE_SECONDS = 1.0
 _CHUNK = 1 << 20
 
 COBALT_HOSTS = (
@@ -142,7 +143,6 @@ class _Download:
     filename: str
 
 
-@register_stage
 class MediaStage(Stage):
     name: ClassVar[str] = "media"
     version: ClassVar[str] = "1"
@@ -233,15 +233,15 @@ class MediaStage(Stage):
                 await client.aclose()
                 raise
             self.cobalt, self.backend = client, "cobalt"
-            return f"media: Cobalt {info.version} at {host_of(client.base_url)} (COBALT_API_URL)"
+            return f"media: Cobalt {info.version} at {url_host(client.base_url)} (COBALT_API_URL)"
         found = None
         if s.cobalt_probe_url.strip():
             found, _, _ = await probe(s, s.cobalt_probe_url, PROBE_SECONDS)
         if found is not None:
             self.cobalt = CobaltClient(s, s.cobalt_probe_url)
             self.backend = "cobalt"
-            return f"media: Cobalt {found.version} found at {host_of(s.cobalt_probe_url)}"
-        missing = (f"no Cobalt at {host_of(s.cobalt_probe_url)}" if s.cobalt_probe_url.strip()
+            return f"media: Cobalt {found.version} found at {url_host(s.cobalt_probe_url)}"
+        missing = (f"no Cobalt at {url_host(s.cobalt_probe_url)}" if s.cobalt_probe_url.strip()
                    else "COBALT_API_URL unset, discovery off")
         if s.media_backend == "cobalt":
             raise CobaltUnavailable(f"--media-backend cobalt but {missing}; start Cobalt or "
@@ -337,7 +337,13 @@ class MediaStage(Stage):
         try:
             with os.fdopen(fd, "wb") as out:
                 async with self.http.stream("GET", url) as resp:
-                    self._check_status(resp, item)
+                    # An expired tunnel (404/410) is gone for good; asking Cobalt again
+                    # gives a new one, so that much is worth a retry.
+                    problem = error_for_status(resp.status_code, resp.headers,
+                                               what="media download",
+                                               gone_is_retryable=item is not None)
+                    if problem is not None:
+                        raise problem
                     declared = resp.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > cap:
                         raise StageError("too_large", f"media is {int(declared)} bytes, over "
@@ -364,38 +370,16 @@ class MediaStage(Stage):
             return _Download(path, size, digest.hexdigest(), content_type, filename)
         except BaseException as exc:
             path.unlink(missing_ok=True)
-            if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-                raise StageError("truncated", "the connection ended before the whole file "
-                                 f"arrived ({type(exc).__name__})") from None
-            if isinstance(exc, httpx.TimeoutException):
-                raise StageError("timeout", f"media download: {type(exc).__name__}",
-                                 retryable=True) from None
-            if isinstance(exc, httpx.ConnectError):
-                raise StageError("connection_error", f"media download: {exc}",
-                                 retryable=True) from None
-            if isinstance(exc, httpx.HTTPError):
-                raise StageError("download_failed", f"{type(exc).__name__}: {exc}") from None
+            if isinstance(exc, httpx.HTTPError | httpx.InvalidURL):
+                raise error_for_exception(exc, what="media download",
+                                          broken_body=Reason.TRUNCATED,
+                                          other=Reason.DOWNLOAD_FAILED) from None
             if isinstance(exc, OSError):
                 raise StageError("storage_error", f"cannot write a temporary file: "
                                  f"{exc.strerror or exc}") from None
             raise
         finally:
             self._stop()
-
-    @staticmethod
-    def _check_status(resp: httpx.Response, item: CobaltItem | None) -> None:
-        status = resp.status_code
-        if status == 429:
-            raise StageError("rate_limited", "media download: HTTP 429", retryable=True,
-                             retry_after=parse_retry_after(resp.headers.get("retry-after")))
-        if status >= 500:
-            raise StageError("server_error", f"media download: HTTP {status}", retryable=True)
-        if status in (404, 410):
-            # An expired tunnel is gone for good; asking Cobalt again gives a new one.
-            raise StageError("not_found", f"media download: HTTP {status}",
-                             retryable=item is not None)
-        if status >= 400:
-            raise StageError("http_error", f"media download: HTTP {status}")
 
     async def _keep(self, got: _Download, source_url: str,
                     item: CobaltItem | None) -> dict[str, Any]:
@@ -438,41 +422,3 @@ class MediaStage(Stage):
             await self.cobalt.aclose()
         if self.store is not None:
             self.store.close()
-
-
-async def describe_backend(settings: Settings, seconds: float = 5.0) -> Check:
-    """For ``doctor``: which media back end a run would use, and why."""
-    def check(status: Any, detail: str, backend: str | None, why: str, *,
-              required: bool = True, **extra: Any) -> Check:
-        return Check("cobalt", status, detail, required=required,
-                     data={"backend": backend, "why": why, **extra})
-
-    if not settings.enable_media_download:
-        return check("skip", "media off (ENABLE_MEDIA_DOWNLOAD=false or --no-media)", None,
-                     "disabled", required=False)
-    if settings.media_backend == "ytdlp":
-        if ytdlp.available():
-            return check("ok", "media back end: yt-dlp (--media-backend ytdlp)", "ytdlp",
-                         "chosen")
-        return check("fail", "--media-backend ytdlp but yt-dlp is not installed; a run "
-                     "exits 3", "ytdlp", "missing")
-    url = settings.cobalt_api_url or settings.cobalt_probe_url
-    configured = bool(settings.cobalt_api_url)
-    info, problem, ms = (await probe(settings, url, seconds if configured else PROBE_SECONDS)
-                         if url.strip() else (None, "no address to probe", 0.0))
-    if info is not None:
-        where = "COBALT_API_URL" if configured else "found at the default address"
-        result = check("ok", f"Cobalt {info.version} at {host_of(url)} ({where}); "
-                       f"{len(info.services)} services", "cobalt",
-                       "configured" if configured else "discovered",
-                       version=info.version, services=info.services)
-        result.latency_ms = ms
-        return result
-    if configured or settings.media_backend == "cobalt":
-        return check("fail", f"{problem}; a run exits 3 (or records failures with "
-                     "--keep-going)", "cobalt", "configured_down")
-    if ytdlp.available():
-        return check("ok", f"media back end: yt-dlp (no Cobalt at {host_of(url)})", "ytdlp",
-                     "fallback", required=False)
-    return check("warn", f"media downloads off: no Cobalt at {host_of(url)} and no yt-dlp",
-                 None, "none", required=False)

@@ -8,26 +8,19 @@ cached text, so a change of model re-runs only this stage, without refetching.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import Counter
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from ..cache import ResultCache
 from ..errors import BookmarkEnrichError, ServiceUnavailable, StageError
-from ..models import StageOutcome
+from ..models import StageOutcome, fingerprint_of
 from ..settings import Settings
 from ..summarizers.base import Summarizer
 from ..summarizers.select import choose_summarizer
-from ..tags import normalize_tag, normalize_tags, tag_identity
-from .base import Stage, StageContext, fingerprint_of, register_stage
+from ..tags import TagVocabulary, normalize_tags
+from .base import Stage, StageContext
 
 __all__ = ["SummarizeStage", "record_tags"]
 
 _RECORD_TAG_FIELDS = ("tags", "TAGS", "Tags", "tag", "labels")
-_CACHE_TAG_ROWS = 5000
-"""How many recent summaries the offered tags are counted from."""
-OFFERED_TAGS = 30
 
 
 def record_tags(record: dict[str, Any]) -> list[str]:
@@ -41,7 +34,6 @@ def record_tags(record: dict[str, Any]) -> list[str]:
     return []
 
 
-@register_stage
 class SummarizeStage(Stage):
     name: ClassVar[str] = "summarize"
     version: ClassVar[str] = "1"
@@ -52,8 +44,8 @@ class SummarizeStage(Stage):
         self.summarizer: Summarizer | None = None
         self._unavailable: BookmarkEnrichError | None = None
         self._choosing = asyncio.Lock()
-        self._tag_counts: Counter[str] = Counter()
-        self._tag_spelling: dict[str, str] = {}
+        # Used when the pipeline hands no vocabulary (a library caller's own Pipeline).
+        self._vocabulary = TagVocabulary(lowercase=settings.lowercase_tags)
 
     @classmethod
     def enabled(cls, settings: Settings) -> bool:
@@ -68,7 +60,6 @@ class SummarizeStage(Stage):
 
         With --keep-going the run goes on and each bookmark records the reason.
         """
-        self._count_tags(self._cached_tags())
         await self._try_choose()
         if self._unavailable is not None:
             raise self._unavailable
@@ -89,42 +80,6 @@ class SummarizeStage(Stage):
             raise StageError(getattr(problem, "reason", "llm_unreachable"), str(problem))
         return self.summarizer
 
-    # ------------------------------------------------------------------- tags
-    def _cached_tags(self) -> list[str]:
-        """Tags of recent summaries in the cache, so new pages reuse them."""
-        try:
-            cache = ResultCache(self.settings.cache, readonly=True)
-        except BookmarkEnrichError:
-            return []  # no cache yet
-        try:
-            rows = cache.iter_rows(
-                "SELECT output FROM results WHERE stage = ? AND status = 'ok' "
-                "ORDER BY finished_at DESC LIMIT ?", (self.name, _CACHE_TAG_ROWS))
-            tags: list[str] = []
-            for row in rows:
-                try:
-                    found = json.loads(row["output"] or "{}").get("tags") or []
-                except (ValueError, AttributeError):
-                    continue
-                tags.extend(t for t in found if isinstance(t, str))
-            return tags
-        except Exception:  # an old or damaged cache only costs the tag hints
-            return []
-        finally:
-            cache.close()
-
-    def _count_tags(self, tags: Iterable[str]) -> None:
-        for tag in tags:
-            clean = normalize_tag(tag, lowercase=self.settings.lowercase_tags)
-            ident = tag_identity(clean)
-            if ident:
-                self._tag_counts[ident] += 1
-                self._tag_spelling.setdefault(ident, clean)
-
-    def offered_tags(self) -> list[str]:
-        """The most frequent existing tags, capped, for the prompt."""
-        return [self._tag_spelling[i] for i, _ in self._tag_counts.most_common(OFFERED_TAGS)]
-
     # -------------------------------------------------------------------- run
     async def run(self, ctx: StageContext) -> StageOutcome:
         extracted = ctx.outcomes.get("extract")
@@ -137,15 +92,18 @@ class SummarizeStage(Stage):
                 return StageOutcome.skipped("no_content", "no extracted text to summarize")
             text = ""
         summarizer = self.summarizer or await self._choose()
+        provider = ctx.tag_hints or self._vocabulary
         own = record_tags(ctx.bookmark.record)
-        self._count_tags(own)
+        provider.observe(own)
+        hints = provider.hints(ctx.bookmark)
         try:
-            result = await summarizer.summarize(text, meta, existing_tags=self.offered_tags())
+            result = await summarizer.summarize(
+                text, meta, existing_tags=[*hints.vocabulary, *hints.suggestions])
         except StageError as exc:
             if exc.reason != "no_content":  # nothing to summarize is a skip, not a failure
                 raise
             return StageOutcome.skipped("no_content", exc.message)
-        self._count_tags(result.tags)
+        provider.observe(result.tags)
         merged = normalize_tags([*own, *result.tags], lowercase=self.settings.lowercase_tags)
         return StageOutcome.ok({
             "summary": result.summary,

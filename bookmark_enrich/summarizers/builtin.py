@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StageError
+from ..models import fingerprint_of
 from ..settings import Settings
-from ..stages.base import fingerprint_of
 from ..tags import normalize_tags, tag_identity
 from ..workers import BrokenProcessPool, run_cpu
 from .base import Summary

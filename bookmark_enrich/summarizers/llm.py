@@ -22,10 +22,11 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from ..attempts import with_retries
 from ..errors import StageError
+from ..models import fingerprint_of
 from ..services.llm import Completion, LLMClient, LLMError
 from ..settings import Settings
-from ..stages.base import fingerprint_of, with_retries
 from ..tags import normalize_tags, tag_identity
 from .base import Summary
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..services.discovery import Discovery, ProbeResult, discover_llm, host_of
-from ..services.health import Check, CheckStatus, register_check
+from ..redaction import url_host
+from ..services.discovery import Discovery, ProbeResult, discover_llm
+from ..services.health import Check, CheckStatus
 from ..services.llm import LLMClient, LLMUnavailable
 from ..settings import Settings
 from .base import Summarizer
@@ -35,7 +36,7 @@ _FALLBACK_HINT = "start LM Studio's local server (or Ollama), set LM_STUDIO_API_
 
 def _where(result: ProbeResult) -> str:
     """``LM Studio (localhost:1234)``, or just ``host:port`` for an address of your own."""
-    host = host_of(result.probe.base_url)
+    host = url_host(result.probe.base_url)
     return host if result.probe.label == host else f"{result.probe.label} ({host})"
 
 
@@ -45,7 +46,7 @@ def _nothing_found(found: Discovery) -> str:
     quiet = [r for r in found.results if r.problem == "nothing listening"]
     parts = []
     if quiet:
-        parts.append("nothing listening at " + ", ".join(host_of(r.probe.base_url)
+        parts.append("nothing listening at " + ", ".join(url_host(r.probe.base_url)
                                                          for r in quiet))
     parts.extend(f"{_where(r)}: {r.problem}" for r in found.results if r not in quiet)
     return "; ".join(parts)
@@ -73,7 +74,7 @@ async def choose_summarizer(settings: Settings,
         except BaseException:
             await summarizer.aclose()
             raise
-        say(f"summarizer: LLM {summarizer.model} at {host_of(settings.lm_studio_api_url)} "
+        say(f"summarizer: LLM {summarizer.model} at {url_host(settings.lm_studio_api_url)} "
             "(LM_STUDIO_API_URL)")
         return summarizer
     found = await discover_llm(settings)
@@ -101,7 +102,7 @@ async def describe_choice(settings: Settings,
               required: bool = True, model: str | None = None,
               base_url: str | None = None) -> list[Check]:
         data = {"summarizer": summarizer, "model": model,
-                "base_url": host_of(base_url) if base_url else None, "why": why}
+                "base_url": url_host(base_url) if base_url else None, "why": why}
         return [Check("summarizer", status, detail, required=required, data=data)]
 
     if not settings.enable_ai_summarization:
@@ -119,7 +120,7 @@ async def describe_choice(settings: Settings,
                          "llm", "configured_down", base_url=settings.lm_studio_api_url)
         finally:
             await client.aclose()
-        return check("ok", f"LLM {info.id} at {host_of(client.base_url)} (LM_STUDIO_API_URL)",
+        return check("ok", f"LLM {info.id} at {url_host(client.base_url)} (LM_STUDIO_API_URL)",
                      "llm", "configured", model=info.id, base_url=client.base_url)
     found = await discover_llm(settings)
     if found.chosen is not None and found.chosen.client is not None:
@@ -139,4 +140,3 @@ async def describe_choice(settings: Settings,
                  required=False)
 
 
-register_check("summarizer")(describe_choice)

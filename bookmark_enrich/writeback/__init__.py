@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..dbapi import TableTarget
 from ..errors import UsageError
-from ..sources import FileSource, Source
-from ..sources.db import DbSource
-from .base import Report, WritebackConflict, WritebackOptions, Writer, cached_records
+from ..models import FileTarget
+from .base import Report, Results, WritebackConflict, WritebackOptions, Writer
 from .db import TARGET_FIELDS, DbWriter
 from .files import FileWriter
 
@@ -14,27 +14,19 @@ __all__ = [
     "DbWriter",
     "FileWriter",
     "Report",
+    "Results",
     "WritebackConflict",
     "WritebackOptions",
     "Writer",
-    "cached_records",
-    "open_writer",
+    "writer_for",
 ]
 
-STDIN_NOTE = "note: stdin has no source to write back to; the results go to stdout"
 
-
-def open_writer(source: Source, options: WritebackOptions, report: Report) -> Writer | None:
-    """The writer for ``source``, checked (columns, permissions, locks) before any work.
-
-    Returns None for stdin (after saying so). Raises a one-line error when the
-    source cannot be written back.
-    """
-    if isinstance(source, DbSource):
-        return DbWriter(source, options, report)
-    if isinstance(source, FileSource):
-        if source.is_stdin:
-            report(STDIN_NOTE)
-            return None
-        return FileWriter(source, options, report)
-    raise UsageError(f"{source.display}: this source cannot be written back")
+def writer_for(target: FileTarget | TableTarget, options: WritebackOptions,
+               report: Report) -> Writer:
+    """The writer for ``target``, checked (columns, permissions, locks) before any work."""
+    if isinstance(target, TableTarget):
+        return DbWriter(target, options, report)
+    if isinstance(target, FileTarget):
+        return FileWriter(target, options, report)
+    raise UsageError(f"{target}: this source cannot be written back")

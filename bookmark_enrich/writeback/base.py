@@ -1,36 +1,37 @@
-"""What every writer shares: options, the replay of cached results, dry-run diffs."""
+"""What every writer shares: options, the writer interface, dry-run diffs.
+
+Writers only write: the records to write come from above (a run's sink, or a
+replay of the cache that ``runner.open_writer`` arranges), so this package never
+reads sources or the cache itself.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..cache import ResultCache
 from ..errors import EXIT_FAILURES, BookmarkEnrichError
-from ..models import Bookmark, InputIssue
-from ..pipeline import Sink, build_record
-from ..settings import Settings
-from ..sources import RawRecord, to_bookmark
-from ..stages import Stage, build_stages
+from ..models import RawRecord
 
 __all__ = [
     "Report",
+    "Results",
     "WritebackConflict",
     "WritebackOptions",
     "Writer",
-    "cached_records",
+    "change_line",
     "describe_changes",
 ]
 
 Report = Callable[[str], None]
 """Where one-line messages go (dry-run diffs, notices)."""
 
-_REPLAY_CHUNK = 500
+Results = Iterable[tuple[RawRecord, dict[str, Any] | None]]
+"""Every record of the source, in order, with its output record (None: nothing cached)."""
+
+Sink = Callable[[dict[str, Any]], None]
 
 
 class WritebackConflict(BookmarkEnrichError):
@@ -55,6 +56,10 @@ class WritebackOptions:
 class Writer(ABC):
     """Writes enriched records back to where they came from."""
 
+    rewrites_after_run: ClassVar[bool] = False
+    """True when results are written all at once after a run (files), from a replay of
+    the cache; False when they are written as they arrive (tables)."""
+
     def __init__(self, options: WritebackOptions, report: Report) -> None:
         self.options = options
         self.report = report
@@ -72,15 +77,18 @@ class Writer(ABC):
         return both
 
     def add(self, record: dict[str, Any]) -> None:  # noqa: B027 - files write after the run
-        """Take one output record as it arrives (databases write in batches)."""
+        """Take one output record as it arrives (tables write in batches)."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Write what is pending."""
 
     @abstractmethod
-    def finish_run(self, settings: Settings, *, interrupted: bool) -> None:
-        """After a run: write what is pending (databases) or rewrite the file."""
+    def write(self, results: Results) -> None:
+        """Write the results of every record of the source (a replay of the cache)."""
 
-    @abstractmethod
-    def apply_cached(self, settings: Settings) -> None:
-        """Write what the cache holds for every record of the source, enriching nothing."""
+    def interrupted(self) -> None:
+        """The run stopped early: write what is safe to write, say what is not."""
+        self.flush()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release connections."""
@@ -90,58 +98,6 @@ class Writer(ABC):
             return (f"dry run: {self.changed} of {self.seen} records would change; "
                     "nothing written")
         return f"wrote back {self.changed} of {self.seen} records"
-
-
-@contextmanager
-def writeback_stages(settings: Settings) -> Iterator[list[Stage]]:
-    """The stages whose cached outcomes make up the enrichment (never run here)."""
-    stages = build_stages(settings)
-    try:
-        yield stages
-    finally:
-
-        async def close() -> None:
-            for stage in stages:
-                await stage.aclose()
-
-        asyncio.run(close())
-
-
-def cached_records(
-    items: Iterable[RawRecord | InputIssue],
-    *,
-    cache: ResultCache,
-    stages: list[Stage],
-    base_dir: Path | None,
-    url_field: str | None,
-    include_text: bool = False,
-) -> Iterator[tuple[RawRecord, dict[str, Any] | None]]:
-    """Each raw record with its output record rebuilt from the cache (None: nothing cached).
-
-    Keys are computed exactly as the run computes them; lookups go in chunks so
-    memory stays flat whatever the size of the source.
-    """
-    chunk: list[tuple[RawRecord, Bookmark | None]] = []
-
-    def drain() -> Iterator[tuple[RawRecord, dict[str, Any] | None]]:
-        keys = [b.key for _, b in chunk if b is not None]
-        found = cache.lookup(keys, with_text=include_text) if keys else {}
-        for raw, bookmark in chunk:
-            outcomes = found.get(bookmark.key) if bookmark is not None else None
-            if bookmark is None or not outcomes:
-                yield raw, None
-            else:
-                yield raw, build_record(bookmark, outcomes, stages, include_text=include_text)
-        chunk.clear()
-
-    for item in items:
-        if isinstance(item, InputIssue):
-            continue
-        made = to_bookmark(item, base_dir, url_field)
-        chunk.append((item, made if isinstance(made, Bookmark) else None))
-        if len(chunk) >= _REPLAY_CHUNK:
-            yield from drain()
-    yield from drain()
 
 
 def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str]]:

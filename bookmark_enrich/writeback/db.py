@@ -13,19 +13,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ..cache import ResultCache
+from ..dbapi import PostgresDatabase, SqliteDatabase, TableTarget, quote_ident, validate_ident
 from ..errors import InputError, UsageError
-from ..settings import Settings
-from ..sources.db import DbSource, PostgresSource, SqliteSource, quote_ident, validate_ident
 from .base import (
     Report,
+    Results,
     WritebackConflict,
     WritebackOptions,
     Writer,
-    cached_records,
     change_line,
     describe_changes,
-    writeback_stages,
 )
 
 __all__ = ["TARGET_FIELDS", "DbWriter", "target_values"]
@@ -72,9 +69,11 @@ def _json_text(value: Any) -> Any:
 class DbWriter(Writer):
     """Updates target columns by id; SQLite stores JSON text, Postgres follows column types."""
 
-    def __init__(self, source: DbSource, options: WritebackOptions, report: Report) -> None:
+    def __init__(self, target: TableTarget, options: WritebackOptions, report: Report) -> None:
         super().__init__(options, report)
-        self.source = source
+        self.db = target.database
+        self.id_column = target.id_column
+        self.display = target.display
         self.targets = self._targets(options)
         self.conn: Any = None
         self.types: dict[str, str] = {}
@@ -103,17 +102,17 @@ class DbWriter(Writer):
 
     # ----------------------------------------------------------- preflight
     def _preflight(self) -> None:
-        src = self.source
-        if isinstance(src, SqliteSource):
-            self.conn = src.connect(readonly=False, timeout=src.busy_timeout)
+        db = self.db
+        if isinstance(db, SqliteDatabase):
+            self.conn = db.connect(readonly=False)
             if not self.options.dry_run:
                 self._check_sqlite_writable()
-            existing = {c.lower() for c in src.table_columns(self.conn) or []}
+            existing = {c.lower() for c in db.table_columns(self.conn) or []}
         else:
-            assert isinstance(src, PostgresSource)
-            self.conn = src.connect(readonly=False)
+            assert isinstance(db, PostgresDatabase)
+            self.conn = db.connect(readonly=False)
             self._check_pg_writable()
-            self.types = {n: t for n, t in src.column_types(self.conn)}
+            self.types = {n: t for n, t in db.column_types(self.conn)}
             existing = {c.lower() for c in self.types}
         self.missing = [c for c in self.targets.values() if c.lower() not in existing]
         if self.missing and self.options.dry_run:
@@ -122,16 +121,15 @@ class DbWriter(Writer):
         elif self.missing:
             if not self.options.create_columns:
                 raise UsageError(
-                    f"{src.display}: missing writeback column(s): {', '.join(self.missing)}; "
+                    f"{self.display}: missing writeback column(s): {', '.join(self.missing)}; "
                     "add them with --create-columns (or pick others with --columns / "
                     "--column-prefix)")
             self._create_columns()
-        if isinstance(src, SqliteSource):
+        if isinstance(db, SqliteDatabase):
             # Writes wait for the reader's page queries; checks above did not.
             self.conn.execute("PRAGMA busy_timeout=30000")
 
     def _check_sqlite_writable(self) -> None:
-        src = self.source
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute("ROLLBACK")
@@ -139,19 +137,19 @@ class DbWriter(Writer):
             text = str(exc).lower()
             what = ("database is locked by another program" if "locked" in text or "busy" in text
                     else "database is read-only" if "readonly" in text else "cannot write")
-            raise src.fail(what, exc) from None
+            raise self.db.fail(what, exc) from None
 
     def _check_pg_writable(self) -> None:
         row = self.conn.execute("SELECT has_table_privilege(to_regclass(%s), 'UPDATE')",
-                                (quote_ident(self.source.table),)).fetchone()
+                                (quote_ident(self.db.table),)).fetchone()
         if not row or not row[0]:
-            raise InputError(f"{self.source.display}: no UPDATE permission on the table")
+            raise InputError(f"{self.display}: no UPDATE permission on the table")
 
     def _create_columns(self) -> None:
-        table = quote_ident(self.source.table)
+        table = quote_ident(self.db.table)
         by_column = {c: f for f, c in self.targets.items()}
         try:
-            if isinstance(self.source, SqliteSource):
+            if isinstance(self.db, SqliteDatabase):
                 self.conn.execute("BEGIN IMMEDIATE")
                 for column in self.missing:
                     self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(column)} TEXT")
@@ -164,17 +162,17 @@ class DbWriter(Writer):
                             f"ALTER TABLE {table} ADD COLUMN {quote_ident(column)} {kind}")
                 self.types.update({c: _PG_CREATE[by_column[c]] for c in self.missing})
         except Exception as exc:
-            if isinstance(self.source, SqliteSource) and self.conn.in_transaction:
+            if isinstance(self.db, SqliteDatabase) and self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            raise self.source.fail("cannot add the writeback columns", exc) from None
-        self.report(f"added column(s) {', '.join(self.missing)} to {self.source.table_name}")
+            raise self.db.fail("cannot add the writeback columns", exc) from None
+        self.report(f"added column(s) {', '.join(self.missing)} to {self.db.table_name}")
         self.missing = []
 
     # --------------------------------------------------------------- values
     def _encode(self, field: str, value: Any) -> Any:
         if value is None:
             return None
-        if isinstance(self.source, SqliteSource):
+        if isinstance(self.db, SqliteDatabase):
             return _json_text(value)
         kind = self.types.get(self.targets[field], "text").lower()
         from psycopg.types.json import Json, Jsonb
@@ -195,7 +193,7 @@ class DbWriter(Writer):
     # ---------------------------------------------------------------- write
     def add(self, record: dict[str, Any]) -> None:
         """Queue one record's update; a batch goes in one transaction."""
-        row_id = (record.get("record") or {}).get(self.source.id_column or "")
+        row_id = (record.get("record") or {}).get(self.id_column)
         if row_id is None:
             return
         self.seen += 1
@@ -216,19 +214,19 @@ class DbWriter(Writer):
             self._diff(batch)
             return
         fields = list(self.targets)
-        ph = self.source.placeholder
+        ph = self.db.placeholder
         sets = ", ".join(
             f"{quote_ident(self.targets[f])} = COALESCE({ph}, {quote_ident(self.targets[f])})"
             for f in fields)
-        sql = (f"UPDATE {quote_ident(self.source.table)} SET {sets} "
-               f"WHERE {quote_ident(self.source.id_column or '')} = {ph}")
+        sql = (f"UPDATE {quote_ident(self.db.table)} SET {sets} "
+               f"WHERE {quote_ident(self.id_column)} = {ph}")
         # One batch shares one enriched_at: encode it once, not per row.
         stamp = {f: self._encode(f, v[f]) for row_id, v in batch[:1] for f in fields
                  if f == "enriched_at"}
         rows = [(*(stamp[f] if f in stamp else self._encode(f, v[f]) for f in fields), row_id)
                 for row_id, v in batch]
         try:
-            if isinstance(self.source, SqliteSource):
+            if isinstance(self.db, SqliteDatabase):
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
                     self.conn.executemany(sql, rows)
@@ -241,7 +239,7 @@ class DbWriter(Writer):
                     cur.executemany(sql, rows)
         except Exception as exc:
             raise WritebackConflict(
-                f"{self.source.display}: writeback failed ({' '.join(str(exc).split())}); "
+                f"{self.display}: writeback failed ({' '.join(str(exc).split())}); "
                 "finished results stay in the cache: run `bookmark-enrich writeback` later"
             ) from None
         self.changed += len(rows)
@@ -250,12 +248,12 @@ class DbWriter(Writer):
         present = [f for f in self.targets if self.targets[f] not in self.missing]
         current: dict[Any, dict[str, Any]] = {}
         if present:
-            ph = self.source.placeholder
+            ph = self.db.placeholder
             cols = ", ".join(quote_ident(self.targets[f]) for f in present)
-            idq = quote_ident(self.source.id_column or "")
+            idq = quote_ident(self.id_column)
             marks = ", ".join([ph] * len(batch))
             cur = self.conn.execute(
-                f"SELECT {idq}, {cols} FROM {quote_ident(self.source.table)} "
+                f"SELECT {idq}, {cols} FROM {quote_ident(self.db.table)} "
                 f"WHERE {idq} IN ({marks})", [row_id for row_id, _ in batch])
             for row in cur.fetchall():
                 current[row[0]] = {f: _comparable(v) for f, v in zip(present, row[1:],
@@ -266,21 +264,14 @@ class DbWriter(Writer):
             added, changed = describe_changes(current.get(row_id, {}), new)
             if added or changed:
                 self.changed += 1
-                self.report(change_line(f"{self.source.id_column}={row_id}", added, changed))
+                self.report(change_line(f"{self.id_column}={row_id}", added, changed))
 
     # ------------------------------------------------------------- lifecycle
-    def finish_run(self, settings: Settings, *, interrupted: bool) -> None:
-        self.flush()
-
-    def apply_cached(self, settings: Settings) -> None:
-        """Re-read the table and write what the cache holds for each row."""
-        with ResultCache(settings.cache) as cache, writeback_stages(settings) as stages:
-            for _raw, record in cached_records(
-                self.source.read(), cache=cache, stages=stages, base_dir=None,
-                url_field=self.source.url_column, include_text=False,
-            ):
-                if record is not None:
-                    self.add(record)
+    def write(self, results: Results) -> None:
+        """Write what the cache holds for each row read again (the writeback command)."""
+        for _raw, record in results:
+            if record is not None:
+                self.add(record)
         self.flush()
 
     def close(self) -> None:
@@ -289,7 +280,7 @@ class DbWriter(Writer):
         try:
             self.flush()
         finally:
-            self.source._close_quietly(self.conn)
+            self.db.close_quietly(self.conn)
             self.conn = None
 
 

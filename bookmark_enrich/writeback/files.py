@@ -11,65 +11,53 @@ left alone.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import html
 import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import IO, Any
 
 import ijson
 
-from ..cache import ResultCache
 from ..errors import InputError, UsageError
-from ..models import InputIssue
-from ..settings import Settings
-from ..sinks import csv_cell
-from ..sources import FileSource, RawRecord
-from ..sources.base import text_stream
+from ..fileio import atomic_replace
+from ..models import FileTarget, RawRecord
+from ..records import COLUMN_PREFIX, ENRICHMENT_FIELDS, RECORD_FIELDS, dumps, enrichment_cells
 from .base import (
     Report,
+    Results,
     WritebackConflict,
     WritebackOptions,
     Writer,
-    cached_records,
     change_line,
     describe_changes,
-    writeback_stages,
 )
 
-__all__ = ["CSV_FIELDS", "FileWriter"]
+__all__ = ["CSV_FIELDS", "CSV_PREFIX", "FileWriter"]
 
-CSV_PREFIX = "enrich_"
-CSV_FIELDS = (
-    "status", "errors", "title", "author", "date", "site_name", "description", "language",
-    "image", "final_url", "http_status", "content_type", "summary", "keywords", "tags",
-    "summarizer", "model", "media",
-)
-"""CSV columns added (each prefixed ``enrich_``), as ``-o out.csv`` writes them."""
+CSV_PREFIX = COLUMN_PREFIX
+CSV_FIELDS = (*RECORD_FIELDS, *(f for f in ENRICHMENT_FIELDS if f != "text"))
+"""CSV columns added (each prefixed ``enrich_``); the page text stays out of the user's file."""
 
 _ANCHOR = re.compile(rb"<a(?=[\s>])", re.IGNORECASE)
 _TAG_END = re.compile(rb">")
 _TAGS_ATTR = re.compile(rb"""\sTAGS\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE)
 _A_CLOSE = re.compile(rb"</a\s*>", re.IGNORECASE)
 
-Results = Iterator[tuple[RawRecord, dict[str, Any] | None]]
 
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+def _text_stream(stream: IO[bytes]) -> io.TextIOWrapper:
+    # As the readers decode: UTF-8 (BOM tolerated), undecodable bytes kept as they are.
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 class _ByPosition:
     """Output records looked up by source position, walking forward only."""
 
     def __init__(self, results: Results) -> None:
-        self._results = results
+        self._results = iter(results)
         self._next: tuple[RawRecord, dict[str, Any] | None] | None = None
 
     def take(self, position: int) -> list[tuple[RawRecord, dict[str, Any] | None]]:
@@ -90,23 +78,24 @@ class _ByPosition:
 class FileWriter(Writer):
     """Rewrites a JSON, JSON Lines, CSV or Netscape HTML file with its enrichment."""
 
-    def __init__(self, source: FileSource, options: WritebackOptions, report: Report,
+    rewrites_after_run = True
+
+    def __init__(self, target: FileTarget, options: WritebackOptions, report: Report,
                  *, fail_before_rename: Callable[[], None] | None = None) -> None:
         super().__init__(options, report)
-        assert source.path is not None
-        self.source = source
-        self.path = source.path
-        fmt = source.format
-        if fmt.writeback_refusal:
-            raise UsageError(fmt.writeback_refusal)
-        if fmt.container not in ("json", "jsonl", "csv", "netscape"):
-            raise UsageError(f"{source.display}: {fmt.name} files cannot be written back; "
-                             "write the results elsewhere with -o FILE")
-        self.container = fmt.container
+        self.target = target
+        self.path = target.path
+        self.display = target.display
+        if target.refusal:
+            raise UsageError(target.refusal)
+        if target.container not in ("json", "jsonl", "csv", "netscape"):
+            raise UsageError(f"{self.display}: {target.format_name} files cannot be written "
+                             "back; write the results elsewhere with -o FILE")
+        self.container = target.container
         if self.container == "json" and not self._top_level_array():
-            raise UsageError(f"{source.display}: only a top-level JSON array of records can be "
+            raise UsageError(f"{self.display}: only a top-level JSON array of records can be "
                              "written back; write the results elsewhere with -o FILE")
-        self.baseline = source.stat
+        self.baseline = target.baseline
         self._before_rename = fail_before_rename
         if not options.dry_run:
             self._check_writable()
@@ -119,10 +108,10 @@ class FileWriter(Writer):
     def _check_writable(self) -> None:
         folder = self.path.resolve().parent
         if not os.access(self.path, os.W_OK):
-            raise InputError(f"{self.source.display}: file is read-only; cannot write back "
+            raise InputError(f"{self.display}: file is read-only; cannot write back "
                              "(write the results elsewhere with -o FILE)")
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise InputError(f"{self.source.display}: folder {folder} is not writable; "
+            raise InputError(f"{self.display}: folder {folder} is not writable; "
                              "cannot write back (use -o FILE)")
 
     def _current_stat(self) -> tuple[int, int]:
@@ -132,68 +121,36 @@ class FileWriter(Writer):
     def _check_unchanged(self) -> None:
         if self._current_stat() != self.baseline:
             raise WritebackConflict(
-                f"{self.source.display} changed on disk since it was read; not overwritten. "
+                f"{self.display} changed on disk since it was read; not overwritten. "
                 f"The results are in the cache: run `bookmark-enrich writeback "
-                f"{self.source.display}` to apply them")
+                f"{self.display}` to apply them")
 
     # ------------------------------------------------------------ lifecycle
-    def finish_run(self, settings: Settings, *, interrupted: bool) -> None:
-        if interrupted:
-            self.report(f"interrupted: {self.source.display} was not rewritten; "
-                        f"`bookmark-enrich writeback {self.source.display}` applies the "
-                        "finished results")
-            return
-        self.apply_cached(settings)
+    def interrupted(self) -> None:
+        self.report(f"interrupted: {self.display} was not rewritten; "
+                    f"`bookmark-enrich writeback {self.display}` applies the finished results")
 
-    def apply_cached(self, settings: Settings) -> None:
-        """Rewrite the file from what the cache holds (or, dry run, print the changes)."""
+    def write(self, results: Results) -> None:
+        """Rewrite the file from ``results`` (or, dry run, print the changes)."""
         self._check_unchanged()
-        with ResultCache(settings.cache) as cache, writeback_stages(settings) as stages, \
-                open(self.path, "rb") as raw, open(self.path, "rb") as again:
-
-            def results(stream: IO[bytes]) -> Results:
-                # The format's own reader gives the records (and so the keys) the run saw.
-                items: Iterator[RawRecord | InputIssue] = self.source.format.read(
-                    stream, self.source.options)
-                return cached_records(items, cache=cache, stages=stages,
-                                      base_dir=self.source.base_dir,
-                                      url_field=self.source.options.url_field,
-                                      include_text=settings.include_text)
-
-            rewrite = {"json": self._json, "jsonl": self._jsonl, "csv": self._csv,
-                       "netscape": self._netscape}[self.container]
+        rewrite = {"json": self._json, "jsonl": self._jsonl, "csv": self._csv,
+                   "netscape": self._netscape}[self.container]
+        with open(self.path, "rb") as raw:
+            found = _ByPosition(results)
             if self.options.dry_run:
-                for _ in rewrite(raw, _ByPosition(results(again))):
+                for _ in rewrite(raw, found):
                     pass
                 return
-            self._atomic(lambda out: out.writelines(rewrite(raw, _ByPosition(results(again)))))
+            with atomic_replace(self.path, suffix=".writeback",
+                                before_replace=self._last_checks) as out:
+                out.writelines(rewrite(raw, found))
 
-    def _atomic(self, write: Callable[[IO[bytes]], None]) -> None:
-        folder = self.path.resolve().parent
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".writeback",
-                                        dir=folder)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                write(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, os.stat(self.path).st_mode & 0o7777)
-            if self._before_rename is not None:
-                self._before_rename()
-            self._check_unchanged()
-            if self.options.backup:
-                self._backup()
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        with contextlib.suppress(OSError):
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+    def _last_checks(self) -> None:
+        if self._before_rename is not None:
+            self._before_rename()
+        self._check_unchanged()
+        if self.options.backup:
+            self._backup()
 
     def _backup(self) -> None:
         """FILE.bak becomes the current file (a hard link: no copy, swapped atomically)."""
@@ -239,7 +196,7 @@ class FileWriter(Writer):
                 index += 1
                 yield self._json_item(index, value, found)
         except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
-            raise WritebackConflict(f"{self.source.display}: JSON broken after record {index} "
+            raise WritebackConflict(f"{self.display}: JSON broken after record {index} "
                                     f"({exc}); not rewritten") from None
         yield b"\n]\n" if index else b"]\n"
 
@@ -248,7 +205,7 @@ class FileWriter(Writer):
         record = hits[0][1] if hits else None
         if record is not None:
             value = self._enrich_object(value, record, f"record {index}")
-        return (b"\n" if index == 1 else b",\n") + _dumps(value).encode()
+        return (b"\n" if index == 1 else b",\n") + dumps(value, readable=True).encode()
 
     def _jsonl(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """JSON Lines: lines without results are copied byte for byte."""
@@ -262,11 +219,14 @@ class FileWriter(Writer):
             value = json.loads(text)
             end = b"\r\n" if line.endswith(b"\r\n") else b"\n" if line.endswith(b"\n") else b""
             new = self._enrich_object(value, record, f"line {lineno}")
-            yield line if new is value else _dumps(new).encode("utf-8", "surrogateescape") + end
+            if new is value:
+                yield line
+            else:
+                yield dumps(new, readable=True).encode("utf-8", "surrogateescape") + end
 
     def _csv(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """CSV: the header gains enrich_* columns (reused when present), rows their values."""
-        text = text_stream(raw)
+        text = _text_stream(raw)
         first = text.readline()
         try:
             delimiter = csv.Sniffer().sniff(first.split("\n", 1)[0] + "\n",
@@ -312,7 +272,7 @@ class FileWriter(Writer):
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise WritebackConflict(f"{self.source.display}: line {reader.line_num}: "
+                raise WritebackConflict(f"{self.display}: line {reader.line_num}: "
                                         f"bad CSV row ({exc}); not rewritten") from None
             hits = found.take(reader.line_num)
             record = hits[0][1] if hits else None
@@ -321,12 +281,7 @@ class FileWriter(Writer):
                 continue
             row = row + [""] * (width - len(row))
             if record is not None:
-                values = {CSV_PREFIX + "status": record.get("status"),
-                          CSV_PREFIX + "errors": ";".join(
-                              f"{e['stage']}:{e['reason']}" for e in record.get("errors", [])),
-                          **{CSV_PREFIX + f: (record.get("enrichment") or {}).get(f)
-                             for f in CSV_FIELDS[2:]}}
-                cells = {c: csv_cell(v) for c, v in values.items()}
+                cells = enrichment_cells(record, CSV_FIELDS[len(RECORD_FIELDS):])
                 old = {c: row[i] for c, i in index.items() if i is not None}
                 added, changed = describe_changes(old, {c: v or None for c, v in cells.items()})
                 self._note(f"line {reader.line_num}", added, changed)

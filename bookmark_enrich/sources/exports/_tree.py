@@ -133,30 +133,38 @@ def walk_nodes(stream: IO[bytes] | Any, *, roots_key: str | None,
                 if top.depth == 0:
                     stack.pop()
                     top = stack[-1] if stack else None
-        elif kind == _TOP:
-            if event == "start_map":
-                top = Node(()) if roots_key is None else _Outer(0)
-                stack.append(top)
-            elif event == "start_array":
-                top = _Skip()
-                stack.append(top)
-        elif event == "map_key":  # _OUTER
-            top.key = value
-        elif event == "end_map":
-            stack.pop()
-            top = stack[-1] if stack else None
-        elif event == "start_map" and top.level == 0 and top.key == roots_key:
-            top = _Outer(1)
+        else:  # _TOP or _OUTER: a handful of events per file, kept out of the hot path
+            top = _outer_event(kind, top, stack, event, value, roots_key)
+
+
+def _outer_event(kind: int, top: Any, stack: list[Any], event: str, value: Any,
+                 roots_key: str | None) -> Any:
+    """The frame on top after an event outside the nodes (the file's own wrapping)."""
+    if kind == _TOP:
+        if event == "start_map":
+            top = Node(()) if roots_key is None else _Outer(0)
             stack.append(top)
-        elif event == "start_map" and top.level == 1:
-            node = Node((top.count,))
-            node.fields["_root_key"] = top.key
-            top.count += 1
-            top = node
-            stack.append(top)
-        elif event == "start_map" or event == "start_array":
+        elif event == "start_array":
             top = _Skip()
             stack.append(top)
+    elif event == "map_key":  # _OUTER
+        top.key = value
+    elif event == "end_map":
+        stack.pop()
+        top = stack[-1] if stack else None
+    elif event == "start_map" and top.level == 0 and top.key == roots_key:
+        top = _Outer(1)
+        stack.append(top)
+    elif event == "start_map" and top.level == 1:
+        node = Node((top.count,))
+        node.fields["_root_key"] = top.key
+        top.count += 1
+        top = node
+        stack.append(top)
+    elif event == "start_map" or event == "start_array":
+        top = _Skip()
+        stack.append(top)
+    return top
 
 
 class _Skip:

@@ -10,7 +10,6 @@ import ijson
 
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions
-from ..registry import register_format
 from ._common import (
     CountingStream,
     common_record,
@@ -78,10 +77,10 @@ def _entry(node: Node, position: int, folders: tuple[str, ...]) -> RawRecord | I
     return RawRecord(position, record, "url")
 
 
-CHROME = register_format(FileFormat(
+CHROME = FileFormat(
     "chrome", "Chrome / Edge / Brave / Vivaldi / Opera `Bookmarks` JSON",
     'JSON object with "roots" (bookmark_bar, other, synced)', (),
     sniff_chrome, read_chrome, priority=20,
     writeback_refusal="Chrome-style Bookmarks files are owned by the browser; "
     "write the results with -o FILE instead",
-))
+)

@@ -10,7 +10,6 @@ from xml.etree import ElementTree
 
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions
-from ..registry import register_format
 from ._common import common_record, head_text, one_line, split_tags, to_iso
 
 __all__ = ["ATOM", "RSS"]
@@ -168,12 +167,12 @@ def _reader(item_tag: str, default_ns: str, container: str, mapper: Any, what: s
     return read
 
 
-RSS = register_format(FileFormat(
+RSS = FileFormat(
     "rss", "RSS 2.0 feed (each <item> a bookmark)", "<rss> root element", (".rss", ".xml"),
     sniff_rss, _reader("item", "", "rss/channel", _rss_entry, "RSS feed"), priority=42,
-))
-ATOM = register_format(FileFormat(
+)
+ATOM = FileFormat(
     "atom", "Atom feed (each <entry> a bookmark)", "<feed xmlns=\"http://www.w3.org/2005/Atom\">",
     (".atom",), sniff_atom, _reader("entry", _ATOM_NS, "feed", _atom_entry, "Atom feed"),
     priority=43,
-))
+)

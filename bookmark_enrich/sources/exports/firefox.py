@@ -15,7 +15,6 @@ import lz4.block
 from ...errors import InputError
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions
-from ..registry import register_format
 from ._common import (
     CountingStream,
     common_record,
@@ -266,22 +265,22 @@ def _places_folder(folders: dict[int, tuple[int, str | None, str]], parent: Any)
     return folder_path(tuple(names[::-1]))
 
 
-FIREFOX_JSON = register_format(FileFormat(
+FIREFOX_JSON = FileFormat(
     "firefox-json", "Firefox bookmarks backup JSON (Bookmarks > Backup…)",
     'JSON object with "type": "text/x-moz-place-container" / "placesRoot"', (".json",),
     sniff_firefox_json, read_firefox_json, priority=21,
-))
-FIREFOX_JSONLZ4 = register_format(FileFormat(
+)
+FIREFOX_JSONLZ4 = FileFormat(
     "firefox-jsonlz4", "Firefox automatic bookmark backup (bookmarkbackups/*.jsonlz4)",
     "starts with mozLz40\\0", (".jsonlz4", ".baklz4"), sniff_jsonlz4, read_jsonlz4,
     priority=10, binary=True,
     writeback_refusal="Firefox .jsonlz4 backups are owned by the browser; "
     "write the results with -o FILE instead",
-))
-FIREFOX_PLACES = register_format(FileFormat(
+)
+FIREFOX_PLACES = FileFormat(
     "firefox-places", "Firefox profile database places.sqlite (read-only, never locked)",
     "SQLite file with a moz_bookmarks table", (".sqlite",), sniff_places, read_places,
     priority=11, binary=True,
     writeback_refusal="places.sqlite is owned by the browser; "
     "write the results with -o FILE instead",
-))
+)

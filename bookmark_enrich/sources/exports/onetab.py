@@ -8,7 +8,6 @@ from typing import IO
 
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions, text_stream
-from ..registry import register_format
 
 __all__ = ["ONETAB"]
 
@@ -46,7 +45,7 @@ def read_onetab(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord |
         yield RawRecord(lineno, record, "url")
 
 
-ONETAB = register_format(FileFormat(
+ONETAB = FileFormat(
     "onetab", "OneTab export (URL | Title, groups split by blank lines)",
     "most lines are URL | Title", (".txt",), sniff_onetab, read_onetab, priority=45,
-))
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import FileFormat
-from ..registry import register_format
 from ._common import (
     common_record,
     first_json_object_keys,
@@ -30,8 +29,8 @@ def _pinboard(entry: dict[str, Any]) -> dict[str, Any]:
                          notes=str_or_none(entry.get("extended")))
 
 
-PINBOARD = register_format(FileFormat(
+PINBOARD = FileFormat(
     "pinboard", "Pinboard JSON export (href, description, extended, time, tags, toread)",
     "JSON array whose objects have href, description and hash/toread/shared", (".json",),
     sniff_pinboard, json_array_reader(_pinboard), priority=36, container="json",
-))
+)

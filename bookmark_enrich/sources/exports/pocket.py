@@ -8,7 +8,6 @@ from typing import IO, Any
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions, text_stream
 from ..netscape import TolerantHTMLParser
-from ..registry import register_format
 from ._common import common_record, csv_header, csv_reader, split_tags, str_or_none, to_iso
 
 __all__ = ["POCKET_CSV", "POCKET_HTML"]
@@ -110,13 +109,13 @@ def read_pocket_html(stream: IO[bytes],
                          fatal=True)
 
 
-POCKET_CSV = register_format(FileFormat(
+POCKET_CSV = FileFormat(
     "pocket-csv", "Pocket export CSV (title,url,time_added,tags,status)",
     "header with url, time_added, status", (".csv",), sniff_pocket_csv,
     csv_reader(_pocket_csv), priority=30, container="csv",
-))
-POCKET_HTML = register_format(FileFormat(
+)
+POCKET_HTML = FileFormat(
     "pocket-html", "Pocket export HTML (older ril_export.html)",
     '"Pocket Export" title or <li><a … time_added=…>', (".html",), sniff_pocket_html,
     read_pocket_html, priority=31,
-))
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import FileFormat
-from ..registry import register_format
 from ._common import common_record, csv_header, csv_reader, split_tags, str_or_none, to_iso
 
 __all__ = ["INSTAPAPER", "MATTER", "RAINDROP", "READWISE"]
@@ -49,25 +48,25 @@ def _matter(row: dict[str, Any]) -> dict[str, Any]:
                          tags=split_tags(row.get("Tags"), ";,"))
 
 
-INSTAPAPER = register_format(FileFormat(
+INSTAPAPER = FileFormat(
     "instapaper", "Instapaper CSV export", "header URL,Title,Selection,Folder,Timestamp",
     (".csv",), _has_columns("URL", "Title", "Selection", "Folder", "Timestamp"),
     csv_reader(_instapaper), priority=32, container="csv",
-))
-RAINDROP = register_format(FileFormat(
+)
+RAINDROP = FileFormat(
     "raindrop", "Raindrop.io CSV export",
     "header id,title,note,excerpt,url,folder,tags,created", (".csv",),
     _has_columns("id", "title", "note", "excerpt", "url", "folder", "tags", "created"),
     csv_reader(_raindrop), priority=33, container="csv",
-))
-READWISE = register_format(FileFormat(
+)
+READWISE = FileFormat(
     "readwise", "Readwise Reader CSV export",
     "header Title,URL,…,Document tags,Saved date", (".csv",),
     _has_columns("Title", "URL", "Document tags", "Saved date"),
     csv_reader(_readwise), priority=34, container="csv",
-))
-MATTER = register_format(FileFormat(
+)
+MATTER = FileFormat(
     "matter", "Matter CSV export", "header Title,Author,Publisher,URL,…,Word Count,In Queue",
     (".csv",), _has_columns("Title", "Publisher", "URL", "Word Count", "In Queue"),
     csv_reader(_matter), priority=35, container="csv",
-))
+)

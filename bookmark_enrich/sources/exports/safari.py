@@ -11,7 +11,6 @@ from xml.parsers import expat
 
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions
-from ..registry import register_format
 from ._common import common_record, folder_path, one_line, to_iso
 
 __all__ = ["SAFARI", "read_safari", "sniff_safari"]
@@ -190,10 +189,10 @@ def _entry(leaf: dict[str, Any], position: int, folders: list[str]) -> RawRecord
         else None), "url")
 
 
-SAFARI = register_format(FileFormat(
+SAFARI = FileFormat(
     "safari", "Safari Bookmarks.plist (binary or XML; Reading List included)",
     "bplist00 or <plist> with WebBookmarkType", (".plist",), sniff_safari, read_safari,
     priority=12, binary=True,
     writeback_refusal="Safari's Bookmarks.plist is owned by the browser; "
     "write the results with -o FILE instead",
-))
+)

@@ -15,7 +15,6 @@ from ijson.common import ObjectBuilder
 
 from ...models import InputIssue
 from ..base import FileFormat, RawRecord, ReadOptions
-from ..registry import register_format
 from ._common import (
     CountingStream,
     common_record,
@@ -165,23 +164,23 @@ def _karakeep(entry: Any, position: int) -> RawRecord | InputIssue:
         excerpt=str_or_none(content.get("description"))), "url")
 
 
-OMNIVORE = register_format(FileFormat(
+OMNIVORE = FileFormat(
     "omnivore", "Omnivore JSON export (metadata_*.json)",
     "JSON array whose objects have url, slug, savedAt", (".json",), sniff_omnivore,
     json_array_reader(_omnivore), priority=37, container="json",
-))
-WALLABAG = register_format(FileFormat(
+)
+WALLABAG = FileFormat(
     "wallabag", "Wallabag JSON export", "JSON array whose objects have url, is_archived, "
     "is_starred", (".json",), sniff_wallabag, json_array_reader(_wallabag), priority=38,
     container="json",
-))
-LINKWARDEN = register_format(FileFormat(
+)
+LINKWARDEN = FileFormat(
     "linkwarden", "Linkwarden JSON backup (collections[].links[])",
     'JSON object with "collections" holding "links"', (".json",), sniff_linkwarden,
     read_linkwarden, priority=39,
-))
-KARAKEEP = register_format(FileFormat(
+)
+KARAKEEP = FileFormat(
     "karakeep", "Karakeep / Hoarder JSON export (bookmarks[] with content.url)",
     'JSON object with "bookmarks" whose entries have "content"', (".json",), sniff_karakeep,
     read_karakeep, priority=40,
-))
+)

@@ -1,4 +1,4 @@
-"""Runs inside worker processes (see workers.py): keep module-level imports light."""
+"""Web pages: main text and metadata through trafilatura (runs in pool workers)."""
 
 from __future__ import annotations
 

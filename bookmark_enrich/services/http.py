@@ -1,0 +1,90 @@
+"""The one mapping from HTTP answers and httpx errors to reason codes.
+
+Every download made on behalf of a bookmark (the page fetch, media files) goes
+through these two functions, so a 429 or a reset connection means the same
+thing, and is retried the same way, whichever stage met it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from ..errors import StageError
+from ..reasons import Reason
+
+__all__ = ["error_for_exception", "error_for_status", "parse_retry_after"]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_for_status(status: int, headers: Mapping[str, str] | None = None, *,
+                     what: str = "", gone_is_retryable: bool = False) -> StageError | None:
+    """The StageError an HTTP status means, or None for a success.
+
+    429 and 5xx can heal (retryable, honouring Retry-After); 404/410 mean the link
+    is dead, unless ``gone_is_retryable`` (an expired download tunnel that asking
+    again replaces).
+    """
+    if status < 400:
+        return None
+    prefix = f"{what}: " if what else ""
+    retry_after = parse_retry_after((headers or {}).get("retry-after"))
+    if status == 429:
+        return StageError(Reason.RATE_LIMITED, f"{prefix}HTTP 429 Too Many Requests",
+                          retryable=True, retry_after=retry_after)
+    if status >= 500:
+        return StageError(Reason.SERVER_ERROR, f"{prefix}HTTP {status}", retryable=True,
+                          retry_after=retry_after)
+    if status in (404, 410):
+        return StageError(Reason.NOT_FOUND, f"{prefix}HTTP {status}",
+                          retryable=gone_is_retryable)
+    return StageError(Reason.HTTP_ERROR, f"{prefix}HTTP {status}")
+
+
+def error_for_exception(exc: httpx.HTTPError | httpx.InvalidURL, *, what: str = "",
+                        max_redirects: int | None = None,
+                        broken_body: Reason = Reason.CONNECTION_ERROR,
+                        other: Reason = Reason.HTTP_ERROR) -> StageError:
+    """The StageError an httpx exception means.
+
+    ``broken_body`` is the reason for a connection that ended mid-answer: a page
+    fetch retries it as a connection error, a media download calls it truncated.
+    """
+    prefix = f"{what}: " if what else ""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TooManyRedirects):
+        limit = f"more than {max_redirects} redirects" if max_redirects is not None else detail
+        return StageError(Reason.TOO_MANY_REDIRECTS, prefix + limit)
+    if isinstance(exc, httpx.TimeoutException):
+        return StageError(Reason.TIMEOUT, prefix + type(exc).__name__, retryable=True)
+    if isinstance(exc, httpx.ConnectError):
+        return StageError(Reason.CONNECTION_ERROR, prefix + detail, retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        if broken_body == Reason.TRUNCATED:
+            return StageError(Reason.TRUNCATED, f"{prefix}the connection ended before the "
+                              f"whole answer arrived ({type(exc).__name__})")
+        return StageError(broken_body, prefix + detail, retryable=True)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return StageError(Reason.INVALID_URL, prefix + detail)
+    if isinstance(exc, httpx.DecodingError):
+        return StageError(Reason.DECODING_ERROR, prefix + detail)
+    return StageError(other, f"{prefix}{type(exc).__name__}: {exc}" if other != Reason.HTTP_ERROR
+                      else prefix + detail)
