@@ -156,6 +156,17 @@ class Settings(BaseSettings):
     extract_fallbacks: bool = False
     """Let trafilatura consult jusText/readability too (slower, rarely better)."""
     include_text: bool = False
+
+    # --- Security (BOOKMARK_ENRICH_*) -----------------------------------------
+    allow_private_network: bool = Field(
+        False, description="Let bookmarks reach loopback, private, CGNAT and reserved "
+        "addresses (never link-local: cloud metadata needs --allow-host)")
+    allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts or networks bookmarks may reach whatever "
+        "their address (comma-separated names, IPs or CIDRs)")
+    allow_file_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Folders whose files file: bookmarks may read, "
+        "besides the bookmarks file's own folder (comma-separated)")
     force: bool = False
     retry_failed: bool = False
     strict: bool = False
@@ -168,6 +179,18 @@ class Settings(BaseSettings):
         # ``FOO=`` in a .env file means "not configured", not "the empty URL".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("allow_hosts", "allow_file_roots", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(v).strip() for v in value if str(v).strip()]
         return value
 
     @field_validator("media_hosts", mode="before")

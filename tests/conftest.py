@@ -18,6 +18,7 @@ pytest_plugins.append("tests.fixtures_postgres")
 pytest_plugins.append("tests.fixtures_s3")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+LOOPBACK = "127.0.0.0/8,::1"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -41,6 +42,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("BOOKMARK_ENRICH_MEDIA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("BOOKMARK_ENRICH_BACKOFF", "0.01")
     monkeypatch.setenv("COLUMNS", "120")
+    # Test servers live on loopback, test pages in temp folders: allowed here, and only
+    # here (the network policy's own tests clear these).
+    monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_HOSTS", LOOPBACK)
+    monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_FILE_ROOTS", str(tmp_path))
     yield work
 
 
