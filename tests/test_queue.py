@@ -417,6 +417,45 @@ def _finished_urls(cache: Path) -> set[str]:
 
 
 @pytest.mark.redis
+def test_lease_requeues_a_dead_workers_messages_hands_back_and_trims(
+        redis_queue: RedisQueue) -> None:
+    stream = f"{redis_queue.name}:v{__version__}:tasks"
+
+    async def go() -> None:
+        # idle_timeout 0: what a dead consumer holds is claimable at once, no waiting.
+        conn = queue.QueueConnection.redis_url(redis_queue.url, name=redis_queue.name,
+                                               consumer="alive", idle_timeout=0)
+        try:
+            await conn.connect()
+            r: Any = conn.redis
+            for n in range(3):
+                await r.xadd(stream, {b"data": f"m{n}".encode()})
+            await r.xreadgroup("workers", "dead", {stream: ">"}, count=2)  # never acked
+            lease = conn.lease()
+            # Nothing new arrives, yet the dead consumer's two come back as new entries.
+            assert await lease.requeue_idle() == 2
+            assert [f[b"data"] for _, f in await r.xrange(stream)] == [b"m2", b"m0", b"m1"]
+            assert (await r.xpending(stream, "workers"))["pending"] == 0
+            got = await r.xreadgroup("workers", "alive", {stream: ">"}, count=3)
+            ids = [msg_id for msg_id, _ in got[0][1]]
+            await r.xack(stream, "workers", ids[0])
+            await lease.renew()
+            await lease.trim()  # only the acknowledged head goes
+            assert [i for i, _ in await r.xrange(stream)] == ids[1:]
+            assert await lease.hand_back() == 2  # a stopping worker: back to the stream
+            assert (await r.xpending(stream, "workers"))["pending"] == 0
+            assert [f[b"data"] for _, f in await r.xrange(stream)] == [b"m0", b"m1"]
+            got = await r.xreadgroup("workers", "alive", {stream: ">"}, count=3)
+            await r.xack(stream, "workers", *[msg_id for msg_id, _ in got[0][1]])
+            await lease.trim()
+            assert await r.xlen(stream) == 0
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.redis
 def test_queue_health_lists_live_workers(redis_queue: RedisQueue) -> None:
     from bookmark_enrich.queue import queue_checks
 
