@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 from bookmark_enrich.cli import app
 from bookmark_enrich.errors import BookmarkEnrichError
-from bookmark_enrich.settings import load_settings
-from bookmark_enrich.sources import RawRecord, open_source
 from bookmark_enrich.models import FileTarget
 from bookmark_enrich.runner import SourceWriter, open_writer
+from bookmark_enrich.settings import load_settings
+from bookmark_enrich.sources import RawRecord, open_source
 from bookmark_enrich.writeback import FileWriter, WritebackConflict, WritebackOptions
 from tests.helpers import CORE_ONLY, jsonl
 from tests.servers.pages import PageServer
