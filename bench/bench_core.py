@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bookmark_enrich import enrich, load_settings, open_source
 from bookmark_enrich.cache import ResultCache
+from bookmark_enrich.extraction import extract
 from bookmark_enrich.models import StageOutcome
 from bookmark_enrich.sources import iter_bookmarks
 from bookmark_enrich.stages import Stage, StageContext, build_stages
-from bookmark_enrich.extraction import extract
 from tests.servers import latency as latency_server
 from tests.servers.pages import CORPUS_DIR, serve_in_process
 

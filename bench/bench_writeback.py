@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bookmark_enrich.sources import RawRecord, open_source
 from bookmark_enrich.dbapi import TableTarget
+from bookmark_enrich.sources import RawRecord, open_source
 from bookmark_enrich.writeback import DbWriter, WritebackOptions
 from tests.servers.postgres import PostgresSchema, postgres_available
 

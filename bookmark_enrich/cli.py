@@ -431,7 +431,7 @@ async def _enrich(src: Any, settings: Settings, *, queue: dict[str, Any] | None,
                   **kw: Any) -> Any:
     if queue is None:
         return await enrich(src, settings, **kw)
-    from .queue import enrich_queued  # needs the [queue] extra
+    from .runner import enrich_queued  # needs the [queue] extra
 
     return await enrich_queued(src, settings, notify=lambda m: err.print(
         m, markup=False, highlight=False, soft_wrap=True), **queue, **kw)

@@ -50,7 +50,7 @@ class DoctorReport:
 def _queue_checks() -> CheckProvider:
     """The queue's check, or a note when the [queue] extra is not installed."""
     try:
-        from .services.queue_health import queue_checks
+        from .queue import queue_checks
     except ImportError as exc:
         missing = f"{type(exc).__name__}: {exc}"
 

@@ -21,6 +21,7 @@ from .errors import BookmarkEnrichError, InputError, StageError
 from .events import (
     BookmarkDone,
     InputProblem,
+    Notice,
     RunFinished,
     RunStarted,
     RunStats,
@@ -32,7 +33,7 @@ from .reasons import RECHECKED_EVERY_RUN
 from .settings import Settings
 from .stages.base import Stage, StageContext, TagHintProvider
 
-__all__ = ["Pipeline", "build_record", "record_status"]
+__all__ = ["Pipeline", "build_record", "preflight", "record_status"]
 
 _CHUNK = 256
 _DONE = object()
@@ -91,6 +92,35 @@ def build_record(
         "errors": errors,
         "stages": reports,
     }
+
+
+async def preflight(stages: Iterable[Stage], *, keep_going: bool = False,
+                    notify: Subscriber | None = None) -> None:
+    """Check every stage's service concurrently before any bookmark is touched.
+
+    Raises the first ServiceUnavailable; with ``keep_going`` the problems become
+    notices and the run records per-bookmark failures instead.
+    """
+    stages = list(stages)
+    # Checks run concurrently, but their lines come out in pipeline order, so the
+    # run's first line is always the summarizer choice, then media, and so on.
+    held: dict[int, list[str]] = {i: [] for i in range(len(stages))}
+    for i, stage in enumerate(stages):
+        stage.notice = held[i].append
+    results = await asyncio.gather(*(s.preflight() for s in stages), return_exceptions=True)
+    for i, stage in enumerate(stages):
+        if notify is not None:
+            for message in held[i]:
+                notify(Notice(message))
+            stage.notice = lambda message: notify(Notice(message))
+        else:
+            stage.notice = None
+    for result in results:
+        if isinstance(result, BaseException):
+            if keep_going and notify is not None:
+                notify(Notice(f"warning: {result} (continuing: --keep-going)", "warning"))
+                continue
+            raise result
 
 
 class Pipeline:

@@ -7,23 +7,23 @@ writer with a replay of the cache, for ``run --writeback`` and ``writeback``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .cache import ResultCache
 from .errors import UsageError
-from .events import Notice, RunStats, Subscriber
+from .events import RunStats, Subscriber
 from .models import Bookmark, InputIssue, RawRecord
-from .pipeline import Executor, Pipeline, Sink, build_record
+from .pipeline import Executor, Pipeline, Sink, build_record, preflight
 from .settings import Settings
 from .sources import Source, iter_bookmarks, to_bookmark
 from .stages import Stage, build_stages
 from .tags import TagVocabulary
 from .writeback import Report, Results, WritebackOptions, Writer, writer_for
 
-__all__ = ["SourceWriter", "cached_records", "enrich", "open_writer", "preflight",
-           "tag_vocabulary"]
+__all__ = ["SourceWriter", "cached_records", "enrich", "enrich_queued", "open_writer",
+           "preflight", "tag_vocabulary"]
 
 _REPLAY_CHUNK = 500
 STDIN_NOTE = "note: stdin has no source to write back to; the results go to stdout"
@@ -40,35 +40,6 @@ def with_file_root(settings: Settings, source: Source) -> Settings:
 def tag_vocabulary(settings: Settings, cache: ResultCache) -> TagVocabulary:
     """The collection's tags so far, from recent summaries in the cache."""
     return TagVocabulary(cache.recent_tags(), lowercase=settings.lowercase_tags)
-
-
-async def preflight(stages: Iterable[Stage], *, keep_going: bool = False,
-                    notify: Subscriber | None = None) -> None:
-    """Check every stage's service concurrently before any bookmark is touched.
-
-    Raises the first ServiceUnavailable; with ``keep_going`` the problems become
-    notices and the run records per-bookmark failures instead.
-    """
-    stages = list(stages)
-    # Checks run concurrently, but their lines come out in pipeline order, so the
-    # run's first line is always the summarizer choice, then media, and so on.
-    held: dict[int, list[str]] = {i: [] for i in range(len(stages))}
-    for i, stage in enumerate(stages):
-        stage.notice = held[i].append
-    results = await asyncio.gather(*(s.preflight() for s in stages), return_exceptions=True)
-    for i, stage in enumerate(stages):
-        if notify is not None:
-            for message in held[i]:
-                notify(Notice(message))
-            stage.notice = lambda message: notify(Notice(message))
-        else:
-            stage.notice = None
-    for result in results:
-        if isinstance(result, BaseException):
-            if keep_going and notify is not None:
-                notify(Notice(f"warning: {result} (continuing: --keep-going)", "warning"))
-                continue
-            raise result
 
 
 async def enrich(
@@ -123,6 +94,29 @@ async def enrich(
             await stage.aclose()
         if own_cache:
             cache.close()
+
+
+async def enrich_queued(source: Source, settings: Settings, *, url: str,
+                        notify: Callable[[str], None], name: str | None = None,
+                        batch_size: int = 8, no_worker_timeout: float | None = None,
+                        max_inflight: int | None = None, quiet: bool = False,
+                        **kw: Any) -> RunStats:
+    """:func:`enrich` with the stages run by the workers of the queue at ``url``.
+
+    Needs the ``[queue]`` extra (ImportError without it). ``max_inflight`` (the
+    coordinator's ``--concurrency``) caps the bookmarks in flight; by default it
+    follows the live workers' total concurrency.
+    """
+    from .queue import remote_executor
+
+    # Here the stages only plan and shape records, built with the settings as given
+    # (their clients stay small); the pipeline's concurrency is just a ceiling, as the
+    # executor paces the sending by the live workers' capacity.
+    stages = build_stages(settings)
+    settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
+    async with remote_executor(url, stages, notify=notify, name=name, batch_size=batch_size,
+                               no_worker_timeout=no_worker_timeout, quiet=quiet) as executor:
+        return await enrich(source, settings, stages=stages, executor=executor, **kw)
 
 
 # ----------------------------------------------------------------- writeback

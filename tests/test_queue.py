@@ -29,6 +29,7 @@ from tests.servers.pages import PageServer
 from tests.servers.redis import start_private
 
 queue = pytest.importorskip("bookmark_enrich.queue")
+coordinator = importlib.import_module("bookmark_enrich.queue.coordinator")
 
 # Extraction in a thread: no process pool per worker subprocess (2 cores for everyone).
 QENV = {**CORE_ONLY, "BOOKMARK_ENRICH_EXTRACT_PROCESSES": "0"}
@@ -144,8 +145,8 @@ def _in_memory_run(lines: list[str], monkeypatch: pytest.MonkeyPatch, *, batch_s
     async def go() -> None:
         conn = queue.QueueConnection.in_memory()
         info = queue.WorkerInfo(id="t", host="test", pid=1, version=__version__, concurrency=4)
-        handler, aclose = queue.batch_handler(settings, worker=info)
-        monkeypatch.setattr(queue, "_HANDLER", handler)
+        handler = queue.BatchHandler(settings, worker=info)
+        conn.serve(handler)
         stages = build_stages(settings)
         executor = queue.RemoteExecutor(conn, {s.name: s.fingerprint() for s in stages},
                                         notify=notes.append, batch_size=batch_size, capacity=4)
@@ -155,7 +156,7 @@ def _in_memory_run(lines: list[str], monkeypatch: pytest.MonkeyPatch, *, batch_s
                 await enrich(src, settings, sink=records.append, stages=stages,
                              executor=executor)
         finally:
-            await aclose()
+            await handler.aclose()
 
     asyncio.run(go())
     return records, notes
@@ -176,13 +177,13 @@ def test_in_memory_queue_matches_a_local_run(pages: PageServer,
 def test_worker_refuses_a_message_of_another_version() -> None:
     settings = load_settings(enable_ai_summarization=False, enable_media_download=False)
     info = queue.WorkerInfo(id="t", host="h", pid=7, version=__version__, concurrency=2)
-    handler, aclose = queue.batch_handler(settings, worker=info)
+    handler = queue.BatchHandler(settings, worker=info)
 
     async def go() -> dict[str, Any]:
         try:
             reply = await handler(json.dumps({"version": "0.0.1", "items": []}))
         finally:
-            await aclose()
+            await handler.aclose()
         return dict(json.loads(reply))
 
     reply = asyncio.run(go())
@@ -196,8 +197,8 @@ def test_coordinator_keeps_the_first_result_per_bookmark() -> None:
         ex = queue.RemoteExecutor(conn, {"fetch": "coordinator-fp"}, notify=notes.append)
         bm = Bookmark("http://x/a", "http://x/a", "k1", {}, 1)
         future = asyncio.get_running_loop().create_future()
-        item = queue._Item(bm, {}, {"fetch"}, future)
-        ex._sent = {"t1": queue._Sent([item]), "t2": queue._Sent([item])}
+        item = coordinator._Item(bm, {}, {"fetch"}, future)
+        ex._sent = {"t1": coordinator._Sent([item]), "t2": coordinator._Sent([item])}
         ex._inflight = 2
 
         def reply(title: str) -> SimpleNamespace:
@@ -416,8 +417,47 @@ def _finished_urls(cache: Path) -> set[str]:
 
 
 @pytest.mark.redis
+def test_lease_requeues_a_dead_workers_messages_hands_back_and_trims(
+        redis_queue: RedisQueue) -> None:
+    stream = f"{redis_queue.name}:v{__version__}:tasks"
+
+    async def go() -> None:
+        # idle_timeout 0: what a dead consumer holds is claimable at once, no waiting.
+        conn = queue.QueueConnection.redis_url(redis_queue.url, name=redis_queue.name,
+                                               consumer="alive", idle_timeout=0)
+        try:
+            await conn.connect()
+            r: Any = conn.redis
+            for n in range(3):
+                await r.xadd(stream, {b"data": f"m{n}".encode()})
+            await r.xreadgroup("workers", "dead", {stream: ">"}, count=2)  # never acked
+            lease = conn.lease()
+            # Nothing new arrives, yet the dead consumer's two come back as new entries.
+            assert await lease.requeue_idle() == 2
+            assert [f[b"data"] for _, f in await r.xrange(stream)] == [b"m2", b"m0", b"m1"]
+            assert (await r.xpending(stream, "workers"))["pending"] == 0
+            got = await r.xreadgroup("workers", "alive", {stream: ">"}, count=3)
+            ids = [msg_id for msg_id, _ in got[0][1]]
+            await r.xack(stream, "workers", ids[0])
+            await lease.renew()
+            await lease.trim()  # only the acknowledged head goes
+            assert [i for i, _ in await r.xrange(stream)] == ids[1:]
+            assert await lease.hand_back() == 2  # a stopping worker: back to the stream
+            assert (await r.xpending(stream, "workers"))["pending"] == 0
+            assert [f[b"data"] for _, f in await r.xrange(stream)] == [b"m0", b"m1"]
+            got = await r.xreadgroup("workers", "alive", {stream: ">"}, count=3)
+            await r.xack(stream, "workers", *[msg_id for msg_id, _ in got[0][1]])
+            await lease.trim()
+            assert await r.xlen(stream) == 0
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+@pytest.mark.redis
 def test_queue_health_lists_live_workers(redis_queue: RedisQueue) -> None:
-    from bookmark_enrich.services.queue_health import queue_checks
+    from bookmark_enrich.queue import queue_checks
 
     settings = load_settings()
     assert asyncio.run(queue_checks(settings, {})) == []  # no --queue: nothing to say

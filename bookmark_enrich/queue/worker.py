@@ -1,0 +1,246 @@
+"""A worker: take batches from the stream, run the asked stages with its own settings.
+
+The worker runs a taskiq :class:`Receiver` on the queue's stream and executes the
+same stages as a local run with its own services (LLM, Cobalt, S3) and its own
+concurrency. It returns outcomes through the result backend and never touches a
+cache: the coordinator is the only writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+
+from redis import exceptions as redis_errors
+from taskiq.receiver import Receiver
+
+from .._version import __version__
+from ..cache import ResultCache
+from ..events import Notice
+from ..extraction import warm_up
+from ..models import StageOutcome
+from ..pipeline import Pipeline, preflight
+from ..reasons import Reason
+from ..settings import Settings
+from ..stages import Stage, build_stages
+from ..workers import run_cpu
+from .broker import Capacity
+from .connection import (
+    DEFAULT_QUEUE_NAME,
+    QueueConnection,
+    QueueUnavailable,
+    WorkerInfo,
+    connection_error,
+    first_line,
+)
+from .wire import (
+    abandoned_reply,
+    bookmark_from_json,
+    outcome_from_json,
+    outcome_to_json,
+    refusal,
+    results_reply,
+)
+
+__all__ = ["BatchHandler", "run_worker"]
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class _NoCache:
+    """Stands in for the cache in a worker's pipeline, which only runs execute_local."""
+
+
+class BatchHandler:
+    """The worker's task body: run the asked stages for each bookmark of a batch.
+
+    ``settings`` are the worker's own: its services and its concurrency (one
+    semaphore over bookmarks, shared by all the batches it holds).
+    """
+
+    def __init__(self, settings: Settings, *, worker: WorkerInfo,
+                 conn: QueueConnection | None = None, capacity: Capacity | None = None,
+                 stages: list[Stage] | None = None) -> None:
+        self.stages = stages if stages is not None else build_stages(settings)
+        self.pipeline = Pipeline(settings, cast(ResultCache, _NoCache()), self.stages,
+                                 run_id=0, sink=lambda _r: None)
+        self.names = {s.name for s in self.stages}
+        self.worker = worker
+        self.conn = conn
+        self.capacity = capacity
+        self.limit = asyncio.Semaphore(settings.concurrency)
+
+    async def __call__(self, payload: str) -> str:
+        batch = json.loads(payload)
+        items = batch.get("items") or []
+        if self.capacity is not None:
+            self.capacity.update(bookmarks=len(items), unparsed=-1)
+        try:
+            if batch.get("version") != __version__:
+                return refusal(self.worker.label)
+            if self.conn is not None and not await self.conn.run_alive(batch.get("run", "")):
+                return abandoned_reply()  # its coordinator is gone
+            results = await asyncio.gather(*(self._one(item) for item in items))
+            self.worker.done += len(items)
+            return results_reply(self.worker.label, list(results))
+        finally:
+            if self.capacity is not None:
+                self.capacity.update(bookmarks=-len(items))
+
+    async def _one(self, item: dict[str, Any]) -> dict[str, Any]:
+        bookmark = bookmark_from_json(item["bookmark"])
+        cached = {n: outcome_from_json(o, cached=True) for n, o in item["cached"].items()}
+        to_run = set(item["run"])
+        async with self.limit:
+            outcomes = await self.pipeline.execute_local(bookmark, cached, to_run & self.names)
+        fresh = {n: outcome_to_json(outcomes[n]) for n in to_run if n in outcomes}
+        for missing in sorted(to_run - self.names):
+            fresh[missing] = outcome_to_json(StageOutcome.failed(
+                Reason.STAGE_UNAVAILABLE,
+                f"worker {self.worker.label} has no {missing} stage enabled"))
+        return {"key": bookmark.key, "outcomes": fresh}
+
+    async def aclose(self) -> None:
+        for stage in self.stages:
+            with contextlib.suppress(Exception):
+                await stage.aclose()
+
+
+async def run_worker(settings: Settings, url: str, *, name: str = DEFAULT_QUEUE_NAME,
+                     idle_timeout: float = 30.0, notify: Callable[[str], None],
+                     stop_event: asyncio.Event | None = None) -> int:
+    """Run a worker until SIGTERM/SIGINT (or ``stop_event``); returns bookmarks done.
+
+    First signal: stop taking messages, finish the ones running, hand back the
+    rest. Second signal: cancel what runs and hand it back at once.
+    """
+    worker = _Worker(settings, url, name=name, idle_timeout=idle_timeout, notify=notify)
+    return await worker.run(stop_event or asyncio.Event())
+
+
+class _Worker:
+    """One worker process's run: its connection, lease, heartbeat and signals."""
+
+    def __init__(self, settings: Settings, url: str, *, name: str, idle_timeout: float,
+                 notify: Callable[[str], None]) -> None:
+        host = socket.gethostname()
+        self.info = WorkerInfo(id=f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}", host=host,
+                               pid=os.getpid(), version=__version__,
+                               concurrency=settings.concurrency, started=time.time())
+        self.capacity = Capacity(settings.concurrency)
+        self.conn = QueueConnection.redis_url(url, name=name, idle_timeout=idle_timeout,
+                                              consumer=self.info.id, capacity=self.capacity)
+        self.lease = self.conn.lease()
+        self.settings = settings
+        self.name = name
+        self.idle_timeout = idle_timeout
+        self.notify = notify
+
+    async def run(self, finish: asyncio.Event) -> int:
+        stages = build_stages(self.settings)
+        await preflight(stages, notify=self._notice)
+        handler = BatchHandler(self.settings, worker=self.info, conn=self.conn,
+                               capacity=self.capacity, stages=stages)
+        try:
+            # A worker lives long: pay the extractor's first-call cost before taking work.
+            with contextlib.suppress(Exception):
+                await run_cpu(self.settings.extract_processes, warm_up)
+            self.conn.serve(handler)
+            await self.conn.connect()
+            lost = await self._listen(finish)
+        finally:
+            self.conn.serve(None)
+            await handler.aclose()
+            await self.conn.close()
+        if lost is not None:
+            raise QueueUnavailable(f"lost the queue at {self.conn.display}: {first_line(lost)}")
+        return self.info.done
+
+    def _notice(self, event: object) -> None:
+        self.notify(event.message if isinstance(event, Notice) else str(event))
+
+    async def _listen(self, finish: asyncio.Event) -> BaseException | None:
+        """Receive until ``finish`` (or a second signal); the Redis error that ended it."""
+        self.conn.broker.is_worker_process = True
+        receiver = Receiver(self.conn.broker, run_startup=False, validate_params=False,
+                            max_async_tasks=self.settings.concurrency, max_prefetch=0,
+                            propagate_exceptions=False)
+        listen = asyncio.create_task(receiver.listen(finish))
+        signals = self._on_signals(finish, listen)
+        beats = asyncio.create_task(self._keep_lease())
+        self.notify(f"worker {self.info.label} (bookmark-enrich {__version__}) listening on "
+                    f"{self.conn.display} queue {self.name!r}, "
+                    f"concurrency {self.settings.concurrency}")
+        lost: BaseException | None = None
+        try:
+            await listen
+        except asyncio.CancelledError:
+            if not finish.is_set():
+                raise
+        except Exception as exc:  # anyio wraps the broker's errors in exception groups
+            lost = connection_error(exc)
+            if lost is None:
+                raise
+        finally:
+            beats.cancel()
+            with contextlib.suppress(BaseException):
+                await beats
+            loop = asyncio.get_running_loop()
+            for number in signals:
+                loop.remove_signal_handler(number)
+            await self._leave()
+        return lost
+
+    def _on_signals(self, finish: asyncio.Event, listen: asyncio.Task[None]) -> list[int]:
+        def on_signal() -> None:
+            if finish.is_set():
+                self.notify("worker: stopping now; handing back what it holds")
+                listen.cancel()
+            else:
+                self.notify(f"worker: stopping; finishing {self.capacity.bookmarks} "
+                            "bookmark(s) (again to hand them back)")
+                finish.set()
+
+        installed: list[int] = []
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, on_signal)
+                    installed.append(sig)
+        return installed
+
+    async def _keep_lease(self) -> None:
+        """Renew what this worker holds, requeue dead workers' messages, beat, trim."""
+        every = min(max(0.2, self.idle_timeout / 3), HEARTBEAT_SECONDS)
+        next_beat = 0.0
+        while True:
+            self.info.busy = self.capacity.bookmarks
+            with contextlib.suppress(OSError, redis_errors.RedisError):
+                await self.lease.renew()
+                await self.lease.requeue_idle()
+                if time.monotonic() >= next_beat:
+                    await self.conn.beat(self.info)
+                    await self.lease.trim()
+                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
+            await asyncio.sleep(every)
+
+    async def _leave(self) -> None:
+        """Hand back what is held, drop acknowledged entries and the heartbeat."""
+        with contextlib.suppress(OSError, redis_errors.RedisError):
+            handed = await self.lease.hand_back()
+            if handed:
+                self.notify(f"worker: handed back {handed} message(s)")
+        with contextlib.suppress(OSError, redis_errors.RedisError):
+            await self.lease.trim()
+        with contextlib.suppress(OSError, redis_errors.RedisError):
+            await self.conn.forget(self.info.id)
