@@ -119,6 +119,8 @@ def doctor(
         "--model", help="LLM model.", show_default=False)] = None,
     no_summary: Annotated[bool, typer.Option(
         "--no-summary", help="Check as for a run without summaries.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 on warnings too (weak credentials, exposed files).")] = False,
 ) -> None:
     """Check the cache, SOURCE and every configured service at once; exit 1 if one fails.
 
@@ -148,7 +150,7 @@ def doctor(
                 t.add_row(Text(c.name), Text(status, style=style[c.status]), Text(c.detail),
                           "" if c.latency_ms is None else f"{c.latency_ms:.0f} ms")
             out.print(t)
-        if not report.ok:
+        if not report.ok or (strict and report.warned):
             raise typer.Exit(EXIT_FAILURES)
 
     guarded(body)
@@ -491,7 +493,7 @@ def cache_export(
         from .maintenance import export_records
 
         settings = _settings(ctx)
-        sink = open_sink(output)
+        sink = open_sink(output, private=True)  # it holds the whole cache
         committed = False
         count = 0
         try:
