@@ -113,9 +113,11 @@ async def enrich_queued(source: Source, settings: Settings, *, url: str,
     # (their clients stay small); the pipeline's concurrency is just a ceiling, as the
     # executor paces the sending by the live workers' capacity.
     stages = build_stages(settings)
+    settings = with_file_root(settings, source)
     settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
     async with remote_executor(url, stages, notify=notify, name=name, batch_size=batch_size,
-                               no_worker_timeout=no_worker_timeout, quiet=quiet) as executor:
+                               no_worker_timeout=no_worker_timeout, quiet=quiet,
+                               policy=settings.network_policy()) as executor:
         return await enrich(source, settings, stages=stages, executor=executor, **kw)
 
 

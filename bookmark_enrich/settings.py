@@ -213,6 +213,13 @@ class Settings(BaseSettings):
     def max_media_bytes(self) -> int:
         return self.max_media_size_mb * 1024 * 1024
 
+    def network_policy(self) -> dict[str, Any]:
+        """The settings that say what bookmarks may reach (queue workers apply the
+        coordinator's)."""
+        return {"allow_private_network": self.allow_private_network,
+                "allow_hosts": list(self.allow_hosts),
+                "allow_file_roots": [str(p) for p in self.allow_file_roots]}
+
     def masked(self) -> dict[str, Any]:
         """Every setting as JSON-able values, secrets replaced by ``********``."""
         out: dict[str, Any] = {}

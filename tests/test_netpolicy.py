@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -272,3 +273,37 @@ def test_file_bookmarks_stay_inside_the_source_folder(tmp_path: Path, policy_env
     allowed = cli("run", "-", input=other.as_uri() + "\n",
                   env={"BOOKMARK_ENRICH_ALLOW_FILE_ROOTS": str(site)})
     assert b'"status":"ok"' in allowed.stdout
+
+
+# -------------------------------------------------------------------- queue
+def test_queue_workers_apply_the_coordinators_policy(pages: PageServer) -> None:
+    queue = pytest.importorskip("bookmark_enrich.queue")
+    from bookmark_enrich._version import __version__
+    from bookmark_enrich.models import RawRecord
+    from bookmark_enrich.queue.wire import batch_payload
+    from bookmark_enrich.settings import load_settings
+    from bookmark_enrich.sources import to_bookmark
+
+    # The worker's own settings allow loopback (the conftest environment) ...
+    settings = load_settings(enable_ai_summarization=False, enable_media_download=False,
+                             extract_processes=0)
+    assert settings.allow_hosts
+    info = queue.WorkerInfo(id="t", host="test", pid=1, version=__version__, concurrency=2)
+    handler = queue.BatchHandler(settings, worker=info)
+    bookmark = to_bookmark(RawRecord(1, {"url": pages.url("/article/queued-secret")}), None)
+    strict = {"allow_private_network": False, "allow_hosts": [], "allow_file_roots": []}
+
+    async def send(policy: dict[str, Any] | None) -> dict[str, Any]:
+        reply = await handler(batch_payload("run", [(bookmark, {}, ["fetch"])], policy))
+        return dict(json.loads(reply)["items"][0]["outcomes"]["fetch"])
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            return await send(strict), await send(None)
+        finally:
+            await handler.aclose()
+
+    # ... but a coordinator's strict policy holds for its bookmarks.
+    refused, own = asyncio.run(go())
+    assert refused["status"] == "failed" and refused["reason"] == "blocked_address"
+    assert own["status"] == "ok"

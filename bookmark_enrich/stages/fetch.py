@@ -67,6 +67,7 @@ class _HostLimits:
 class FetchStage(Stage):
     name: ClassVar[str] = "fetch"
     version: ClassVar[str] = "1"
+    follows_network_policy: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
                  resolver: Resolver | None = None):

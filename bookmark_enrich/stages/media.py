@@ -154,6 +154,7 @@ class _Download:
 class MediaStage(Stage):
     name: ClassVar[str] = "media"
     version: ClassVar[str] = "1"
+    follows_network_policy: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Settings, resolver: Resolver | None = None) -> None:
