@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.offline import sitecustomize as _offline  # noqa: F401 - patches this process
 from tests.servers.pages import PageServer
+
+# Subprocesses (the CLI, queue workers) resolve offline too.
+_OFFLINE = str(Path(__file__).resolve().parent / "offline")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_OFFLINE, os.environ.get("PYTHONPATH", "")) if p)
 
 # Fixture modules for the other servers (LLM, Cobalt, S3, Postgres, Redis) register here.
 pytest_plugins: list[str] = []
