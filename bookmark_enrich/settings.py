@@ -234,7 +234,8 @@ class Settings(BaseSettings):
     )
     extract_fallbacks: bool = Field(
         False,
-        description="Let trafilatura consult jusText/readability too (slower, rarely better).",
+        description="Let trafilatura consult jusText/readability too (slower; no better on "
+        "our benchmark).",
     )
     include_text: bool = Field(False, description="Put the extracted text in the output.")
     force: bool = Field(False, description="Ignore the cache; redo every stage.")
