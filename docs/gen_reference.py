@@ -20,6 +20,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from bookmark_enrich.cli import app
+from bookmark_enrich.cli.options import NEGATING_FLAGS
 from bookmark_enrich.config import default_text, describe, env_names
 from bookmark_enrich.errors import EXIT_CODES
 from bookmark_enrich.models import OutputRecord
@@ -62,13 +63,14 @@ def cli_page() -> str:
 
 
 def setting_flags() -> dict[str, list[str]]:
-    """The flags that set each setting (a parameter named after the field)."""
+    """The flags that set each setting (a parameter named after the field, or negating it)."""
     found: dict[str, list[str]] = {}
     for _, cmd in commands():
         for param in getattr(cmd, "params", []):
-            if param.name in Settings.model_fields:
+            field = NEGATING_FLAGS.get(param.name, param.name)
+            if field in Settings.model_fields:
                 names = [*param.opts, *getattr(param, "secondary_opts", [])]
-                flags = found.setdefault(param.name, [])
+                flags = found.setdefault(field, [])
                 flags.extend(n for n in names if n not in flags)
     return found
 

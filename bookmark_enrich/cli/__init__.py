@@ -44,8 +44,7 @@ def _root(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Enrich bookmarks in batches: fetch pages, extract text and metadata, summarize,
-    archive media, write results back."""
+    """The root's own options; its help is the app's."""
 
 
 def main() -> None:

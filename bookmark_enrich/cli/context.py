@@ -10,6 +10,7 @@ import typer
 
 from ..errors import UsageError
 from ..settings import Settings, load_settings
+from .options import NEGATING_FLAGS
 
 if TYPE_CHECKING:
     from ..sources import Source
@@ -27,12 +28,14 @@ def given(ctx: typer.Context, name: str) -> bool:
 def settings_from_ctx(ctx: typer.Context, **extra: Any) -> Settings:
     """Settings where every option the user gave, named like a Settings field, wins.
 
-    A command adds a setting flag by naming its parameter after the field; flags
-    left at their default fall through to the environment, .env and defaults.
-    ``extra`` values that are not None win too.
+    A command adds a setting flag by naming its parameter after the field (or
+    listing it in ``NEGATING_FLAGS``); flags left at their default fall through to
+    the environment, .env and defaults. ``extra`` values that are not None win too.
     """
     overrides = {name: value for name, value in ctx.params.items()
                  if name in Settings.model_fields and given(ctx, name)}
+    overrides.update({field: False for flag, field in NEGATING_FLAGS.items()
+                      if ctx.params.get(flag)})
     overrides.update({k: v for k, v in extra.items() if v is not None})
     return load_settings(**overrides)
 

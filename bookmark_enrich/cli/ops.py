@@ -89,7 +89,7 @@ def doctor(
     """
     from ..doctor import run_doctor
 
-    settings = settings_from_ctx(ctx, enable_ai_summarization=False if no_summary else None)
+    settings = settings_from_ctx(ctx)
     report = asyncio.run(run_doctor(
         settings, deep=deep, timeout=timeout, source=source, input_format=input_format,
         url_field=url_field, table=table, id_column=id_column, url_column=url_column,

@@ -41,6 +41,9 @@ FILTER = "Which failures"
 
 DEFAULT_QUEUE_NAME = "bookmark-enrich"  # the queue package's default (not imported: heavy)
 
+NEGATING_FLAGS = {"no_summary": "enable_ai_summarization"}
+"""Flags that turn a setting off under another name: ``--no-summary`` sets it false."""
+
 
 def option_help(text: str, *, default: str | None = None, env: str | None = None) -> str:
     """``text`` with ``[default: …]`` and ``[env: …]`` notes, escaped for rich markup."""

@@ -153,7 +153,7 @@ def run(
 
     Settings flags win over the environment and .env (see `config show`).
     """
-    _run(settings_from_ctx(ctx, enable_ai_summarization=False if no_summary else None),
+    _run(settings_from_ctx(ctx),
          SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
          output=output, output_format=output_format, quiet=quiet, wait_lock=wait_lock,
          keep_going=keep_going,
