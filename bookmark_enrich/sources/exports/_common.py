@@ -1,6 +1,6 @@
 """What every export reader shares: the common record, dates, tags, JSON damage reports.
 
-The record rule (documented in docs/guide/inputs.md): a record holds every field of the
+The record rule (documented in the README): a record holds every field of the
 export's entry under its own name, plus the common fields ``url``, ``title``,
 ``tags`` (a list), ``folder`` (``A/B`` path), ``created`` (ISO 8601, UTC),
 ``notes`` and ``excerpt`` where the format has them. When the export already
