@@ -28,7 +28,7 @@ __all__ = ["choice", "option_help", "setting_option"]
 # Help panels, in the order `run --help` shows them.
 INPUT = "Input"
 OUTPUT = "Output"
-RUN = "Run control"
+CACHE = "Cache"
 FETCH = "Fetching"
 STAGES = "Stages"
 SUMMARY = "Summaries"
@@ -123,15 +123,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdo
 YesOpt = Annotated[bool, typer.Option(
     "--yes", "-y", help="Do not ask; needed when stdin is not a terminal.")]
 
-# ------------------------------------------------------------ run control
-CacheOpt = Annotated[Path | None, setting_option("cache", metavar="<file>", panel=RUN)]
-ForceOpt = Annotated[bool, setting_option("force", panel=RUN)]
-RetryFailedOpt = Annotated[bool, setting_option("retry_failed", panel=RUN)]
+# ------------------------------------------------------------------ cache
+CacheOpt = Annotated[Path | None, setting_option("cache", metavar="<file>", panel=CACHE)]
+ForceOpt = Annotated[bool, setting_option("force", panel=CACHE)]
+RetryFailedOpt = Annotated[bool, setting_option("retry_failed", panel=CACHE)]
 WaitLockOpt = Annotated[bool, typer.Option(
-    "--wait-lock", rich_help_panel=RUN,
+    "--wait-lock", rich_help_panel=CACHE,
     help="When another run holds the cache, wait instead of exiting 75.")]
 KeepGoingOpt = Annotated[bool, typer.Option(
-    "--keep-going", rich_help_panel=RUN,
+    "--keep-going", rich_help_panel=STAGES,
     help="Run even when a service fails its check; record the failures.")]
 
 # --------------------------------------------------------------- fetching
