@@ -9,6 +9,7 @@ the first bytes: a PDF starts with ``%PDF-``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -154,8 +155,9 @@ def _heading(lines: list[str], kind: str) -> str | None:
     return first
 
 
-def extract_text(body: bytes, kind: str, url: str,
-                 charset: str | None = None) -> tuple[dict[str, Any], str]:
+def extract_text(body: bytes, kind: str, url: str, charset: str | None = None,
+                 detect: Callable[[str], str | None] | None = None,
+                 ) -> tuple[dict[str, Any], str]:
     """A plain-text, Markdown or reST document as it is; the title from its first heading."""
     if b"\x00" in body[:_SNIFF] and not body.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DocumentError("damaged_document", "binary data where text was expected")
@@ -166,19 +168,22 @@ def extract_text(body: bytes, kind: str, url: str,
     if title and len(title) > _MAX_TITLE:
         title = title[:_MAX_TITLE].rsplit(" ", 1)[0] + "…"
     meta = {"title": title, "content_type": DOCUMENT_TYPES[kind],
+            "language": detect(text[:3000]) if detect and text else None,
             "word_count": len(text.split())}
     return meta, text
 
 
 def extract_document(body: bytes, kind: str, url: str, charset: str | None = None,
-                     max_pages: int = 2000) -> tuple[dict[str, Any], str]:
+                     max_pages: int = 2000, detect: Callable[[str], str | None] | None = None,
+                     ) -> tuple[dict[str, Any], str]:
     """Metadata and text of one document of ``kind`` (see :func:`document_kind`).
 
+    ``detect`` guesses a language from text (passed in, so this layer imports none).
     Raises :class:`DocumentError` with ``encrypted`` or ``damaged_document``; a document
     with no text returns an empty text (the caller reports ``no_text``).
     """
     if kind == "pdf":
         from .pdf import extract_pdf
 
-        return extract_pdf(body, url, max_pages)
-    return extract_text(body, kind, url, charset)
+        return extract_pdf(body, url, max_pages, detect)
+    return extract_text(body, kind, url, charset, detect)

@@ -12,6 +12,7 @@ import ctypes
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ _PAGE_COUNTER = re.compile(r"(?:^|\s)(\d{1,4})\s*/\s*(\d{1,4})$")
 _STAMP = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4},?\s+\d{1,2}:\d{2}(?:\s*[AP]M)?\s*",
                     re.IGNORECASE)
 _HYPHENS = ("-", "\u00ad", "\x02", "\u2010")
+_LETTER = re.compile(r"[^\W\d_]")
+_SOFT_HYPHEN = re.compile("[\ufffe\u00ad\x02](?=\\w)")
+"""PDFium marks a hyphen that breaks a word at a line end with U+FFFE and joins the line."""
 _JUNK_TITLE = re.compile(
     r"^(?:untitled(?:[-\s]?\d+)?|title|document\d*|slide \d+|presentation\d*|"
     r"microsoft word - .*|.*\.(?:docx?|pdf|dvi|tex|indd|ps|qxd|odt|rtf|pptx?|xlsx?))$",
@@ -52,6 +56,7 @@ class Line:
     top: float
     bottom: float
     size: float
+    """The height of the font's box: compares sizes within one document."""
     upright: bool
 
 
@@ -172,7 +177,7 @@ def _metadata(pdf: Any, body: bytes) -> dict[str, Any]:
         "date": pdf_date(_info(pdf, "CreationDate")) or
         (_xmp_value(xmp, "xmp", "CreateDate") if xmp is not None else None),
         "description": pick("Subject", "dc", "description"),
-        "language": _language_code(language) or _language_code(_catalog_language(pdf)),
+        "language": _language_code(language),
         "page_tags": tags[:20] or None,
     }
 
@@ -182,34 +187,61 @@ def _page_lines(textpage: Any) -> list[Line]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as raw
 
-    text = textpage.get_text_range()
     count = textpage.count_chars()
+    text = textpage.get_text_range()
+    if len(text) != count:
+        # GetText drops characters without Unicode (icon glyphs): rebuild it one
+        # character at a time so string positions are PDFium's character indices.
+        text = "".join(chr(code) if code else " " for code in
+                       (raw.FPDFText_GetUnicode(textpage, i) for i in range(count)))
     lines: list[Line] = []
     for m in re.finditer(r"[^\S\r\n]*(\S[^\r\n]*)", text):
-        index = min(m.start(1), count - 1)
+        # Measured on the first letter: bullets and symbols come from other fonts.
+        letter = _LETTER.search(m.group(1))
+        index = min(m.start(1) + (letter.start() if letter else 0), count - 1)
         try:
             _, bottom, _, top = textpage.get_charbox(index, loose=True)
         except pdfium.PdfiumError:  # PDFium has no box for a generated character
             continue
-        size = float(raw.FPDFText_GetFontSize(textpage, index))
         angle = float(raw.FPDFText_GetCharAngle(textpage, index))
         upright = angle < 0.01 or angle > 6.27
-        lines.append(Line(" ".join(m.group(1).split()), top, bottom, size, upright))
+        clean = _SOFT_HYPHEN.sub("", " ".join(m.group(1).split()))
+        # The loose box spans the font's ascent to descent: its height is the size as
+        # set on the page (GetFontSize ignores the text matrix, which some producers
+        # use to scale every font from a nominal size of 1).
+        lines.append(Line(clean, top, bottom, top - bottom, upright))
     return lines
 
 
-def _band_key(line: Line, height: float) -> str | None:
-    """Digits-blind key of a line in the top or bottom band, else None."""
-    if line.bottom > height * (1 - _BAND) or line.top < height * _BAND:
+def _band_key(line: Line, height: float, outermost: bool) -> str | None:
+    """Digits-blind key of a line in the top or bottom band (or the outermost), else None.
+
+    Running heads sit in the outer tenth of a page, or above or below all else where
+    margins are wide (LaTeX).
+    """
+    if outermost or line.bottom > height * (1 - _BAND) or line.top < height * _BAND:
         return re.sub(r"\d+", "#", line.text.lower())
     return None
 
 
-def _is_page_furniture(line: Line, number: int, pages: int, title: str | None) -> bool:
-    """Page numbers, browser print footers ("URL 2/5") and headers ("date time title")."""
+def _extremes(lines: list[Line]) -> tuple[float, float]:
+    """The top of the highest line and the bottom of the lowest (with 2 units of slack)."""
+    top = max((ln.top for ln in lines), default=0.0)
+    bottom = min((ln.bottom for ln in lines), default=0.0)
+    return top - 2, bottom + 2
+
+
+def _is_page_furniture(line: Line, number: int, pages: int, title: str | None,
+                       outermost: bool) -> bool:
+    """Page numbers, running heads that carry them ("4 DISCUSSION 4", the outermost line
+    only), browser print footers ("URL 2/5") and headers ("date time title")."""
     text = line.text
     if _PAGE_NUMBER.match(text):
         return True
+    if outermost and len(text) <= 120:
+        words = text.split()
+        if words[-1] == str(number) or (number > 1 and words[0] == str(number)):
+            return True
     counter = _PAGE_COUNTER.search(text)
     if counter and int(counter.group(1)) == number and int(counter.group(2)) == pages:
         return True
@@ -222,15 +254,19 @@ def strip_furniture(pages: list[tuple[float, list[Line]]], total: int,
     """Drop running headers/footers (repeated in the bands) and page numbers."""
     seen: Counter[str] = Counter()
     for height, lines in pages:
-        seen.update({key for line in lines if (key := _band_key(line, height))})
+        top, bottom = _extremes(lines)
+        seen.update({key for ln in lines
+                     if (key := _band_key(ln, height, ln.top >= top or ln.bottom <= bottom))})
     repeats = 2 if len(pages) <= 3 else 3
     kept: list[list[Line]] = []
     for number, (height, lines) in enumerate(pages, 1):
         keep = []
+        top, bottom = _extremes(lines)
         for line in lines:
-            key = _band_key(line, height)
-            if key is not None and (seen[key] >= repeats or
-                                    _is_page_furniture(line, number, total, title)):
+            outermost = line.top >= top or line.bottom <= bottom
+            key = _band_key(line, height, outermost)
+            if key is not None and (seen[key] >= repeats or _is_page_furniture(
+                    line, number, total, title, outermost)):
                 continue
             keep.append(line)
         kept.append(keep)
@@ -294,8 +330,13 @@ def _open(body: bytes) -> Any:
         raise DocumentError("damaged_document", f"PDFium cannot read it: {exc}") from None
 
 
-def extract_pdf(body: bytes, url: str, max_pages: int) -> tuple[dict[str, Any], str]:
+def extract_pdf(body: bytes, url: str, max_pages: int,
+                detect: Callable[[str], str | None] | None = None,
+                ) -> tuple[dict[str, Any], str]:
     """Metadata and reading-order text of a PDF.
+
+    The language is XMP's ``dc:language``, else ``detect(text)``, else the catalog's
+    ``/Lang`` (producers fill that with their own default, so it comes last).
 
     Raises :class:`DocumentError` (``encrypted``, ``damaged_document``). A PDF with no
     text layer returns its metadata and an empty text (the caller says ``no_text``).
@@ -303,6 +344,7 @@ def extract_pdf(body: bytes, url: str, max_pages: int) -> tuple[dict[str, Any], 
     pdf = _open(body)
     try:
         meta = _metadata(pdf, body)
+        declared = _language_code(_catalog_language(pdf))
         total = len(pdf)
         pages: list[tuple[float, list[Line]]] = []
         for index in range(min(total, max_pages)):
@@ -323,6 +365,8 @@ def extract_pdf(body: bytes, url: str, max_pages: int) -> tuple[dict[str, Any], 
         text = ""
     meta["title"] = meta["title"] or (largest_line(kept[0]) if kept else None) or \
         file_name(url)
+    if not meta["language"]:
+        meta["language"] = (detect(text[:3000]) if detect and text else None) or declared
     meta.update(content_type="application/pdf", page_count=total,
                 word_count=len(text.split()))
     return meta, text

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from ..errors import StageError
 from ..extraction.documents import DocumentError, document_kind, extract_document
 from ..models import StageOutcome
+from ..summarizers.builtin import detect_language
 from ..workers import BrokenProcessPool, TimeLimitExceeded, run_cpu, run_cpu_limited
 from . import _extract_worker
 from .base import Stage, StageContext, fingerprint_of, register_stage
@@ -66,7 +67,7 @@ class ExtractStage(Stage):
         try:
             meta, text = await run_cpu_limited(
                 s.extract_processes, s.document_timeout, extract_document,
-                page.body, kind, url, page.charset, s.max_document_pages)
+                page.body, kind, url, page.charset, s.max_document_pages, detect_language)
         except DocumentError as exc:
             raise StageError(exc.reason, exc.message) from None
         except TimeLimitExceeded:
