@@ -17,7 +17,7 @@ def _escape(text: str) -> bytes:
     return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
-def text_page(lines: Iterable[str], *, size: float = 11, top: float = 740,
+def text_page(lines: Iterable[str], *, size: float = 11, top: float = 700,
               header: str | None = None, footer: str | None = None) -> bytes:
     """A content stream: ``lines`` from ``top`` down, a header and a footer in the margins."""
     ops = [b"BT", f"/F1 {size:g} Tf {size * 1.3:g} TL 72 {top:g} Td".encode()]

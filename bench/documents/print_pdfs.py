@@ -65,7 +65,7 @@ def print_one(browser: str, name: str, out: Path) -> str:
     target = out / f"{name}.pdf"
     if target.exists():
         return f"{name}: kept"
-    with tempfile.TemporaryDirectory(prefix="print-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="print-", ignore_cleanup_errors=True) as tmp:
         page = unpack(name, Path(tmp))
         cmd = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile",
                f"--print-to-pdf={tmp}/out.pdf", page.as_uri()]
