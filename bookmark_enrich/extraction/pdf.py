@@ -56,7 +56,7 @@ class Line:
     top: float
     bottom: float
     size: float
-    """The height of the font's box: compares sizes within one document."""
+    """The font size as set on the page (see :func:`_font_size`)."""
     upright: bool
 
 
@@ -206,11 +206,23 @@ def _page_lines(textpage: Any) -> list[Line]:
         angle = float(raw.FPDFText_GetCharAngle(textpage, index))
         upright = angle < 0.01 or angle > 6.27
         clean = _SOFT_HYPHEN.sub("", " ".join(m.group(1).split()))
-        # The loose box spans the font's ascent to descent: its height is the size as
-        # set on the page (GetFontSize ignores the text matrix, which some producers
-        # use to scale every font from a nominal size of 1).
-        lines.append(Line(clean, top, bottom, top - bottom, upright))
+        lines.append(Line(clean, top, bottom, _font_size(textpage, index, top - bottom),
+                          upright))
     return lines
+
+
+def _font_size(textpage: Any, index: int, fallback: float) -> float:
+    """The size as set on the page: the nominal size times the text matrix's scale
+    (some producers set every font at size 1 and scale it with the matrix)."""
+    import pypdfium2.raw as raw
+
+    size = float(raw.FPDFText_GetFontSize(textpage, index))
+    matrix = raw.FS_MATRIX()
+    if size > 0 and raw.FPDFText_GetMatrix(textpage, index, matrix):
+        scaled = size * abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5
+        if scaled > 0:
+            return scaled
+    return fallback
 
 
 def _band_key(line: Line, height: float, outermost: bool) -> str | None:
@@ -363,7 +375,8 @@ def extract_pdf(body: bytes, url: str, max_pages: int,
     text = "\n\n".join(t for t in (join_lines(lines) for lines in kept) if t).strip()
     if sum(not c.isspace() for c in text) < _MIN_TEXT_CHARS:
         text = ""
-    meta["title"] = meta["title"] or (largest_line(kept[0]) if kept else None) or \
+    # Page 1 before cleaning: the title is often the running head of the other pages too.
+    meta["title"] = meta["title"] or (largest_line(pages[0][1]) if pages else None) or \
         file_name(url)
     if not meta["language"]:
         meta["language"] = (detect(text[:3000]) if detect and text else None) or declared
