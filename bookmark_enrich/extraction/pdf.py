@@ -9,6 +9,7 @@ input in C, so callers run this in a worker process under a time limit.
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -219,7 +220,7 @@ def _font_size(textpage: Any, index: int, fallback: float) -> float:
     size = float(raw.FPDFText_GetFontSize(textpage, index))
     matrix = raw.FS_MATRIX()
     if size > 0 and raw.FPDFText_GetMatrix(textpage, index, matrix):
-        scaled = size * abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5
+        scaled = size * math.sqrt(abs(matrix.a * matrix.d - matrix.b * matrix.c))
         if scaled > 0:
             return scaled
     return fallback
