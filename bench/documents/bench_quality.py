@@ -59,7 +59,11 @@ def raw_text(body: bytes) -> str:
 
 
 def pypdf_text(path: Path) -> str:
+    import logging
+
     from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # one warning per odd font
 
     return "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
 

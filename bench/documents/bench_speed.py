@@ -48,7 +48,11 @@ def ours(body: bytes) -> int:
 
 
 def theirs(body: bytes) -> int:
+    import logging
+
     from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # one warning per odd font
 
     try:
         reader = PdfReader(io.BytesIO(body))
