@@ -216,6 +216,15 @@ class Settings(BaseSettings):
     read_timeout: float = Field(30.0, gt=0, description="Read timeout per request, seconds.")
     max_page_mb: float = Field(
         10.0, gt=0, description="Abort pages larger than this while downloading, MB.")
+    max_document_mb: float = Field(
+        50.0, gt=0, description="Abort documents (PDF, plain text, Markdown, reST) larger "
+        "than this, MB; HTML pages have their own cap (max_page_mb).")
+    document_timeout: float = Field(
+        60.0, gt=0, description="Seconds one document's extraction may take; a PDF that "
+        "takes longer gets the reason `timeout` and the run goes on.")
+    max_document_pages: int = Field(
+        2000, ge=1, description="Pages read from one PDF; the rest are left out of the "
+        "text (page_count still counts them all).")
     max_redirects: int = Field(10, ge=0, le=50, description="Redirects followed per page.")
     retries: int = Field(3, ge=0, le=10, description="Retries on timeouts, 5xx and 429.")
     backoff: float = Field(
@@ -268,6 +277,10 @@ class Settings(BaseSettings):
     @property
     def max_page_bytes(self) -> int:
         return int(self.max_page_mb * 1024 * 1024)
+
+    @property
+    def max_document_bytes(self) -> int:
+        return int(self.max_document_mb * 1024 * 1024)
 
     @property
     def max_media_bytes(self) -> int:

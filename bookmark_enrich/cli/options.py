@@ -140,6 +140,9 @@ PerHostOpt = Annotated[int | None, setting_option("per_host", panel=FETCH)]
 TimeoutOpt = Annotated[float | None, setting_option("read_timeout", "--timeout", panel=FETCH)]
 RetriesOpt = Annotated[int | None, setting_option("retries", panel=FETCH)]
 MaxPageOpt = Annotated[float | None, setting_option("max_page_mb", panel=FETCH)]
+MaxDocumentOpt = Annotated[float | None, setting_option("max_document_mb", panel=FETCH)]
+DocumentTimeoutOpt = Annotated[float | None, setting_option("document_timeout", panel=FETCH)]
+MaxDocumentPagesOpt = Annotated[int | None, setting_option("max_document_pages", panel=FETCH)]
 UserAgentOpt = Annotated[str | None, setting_option("user_agent", panel=FETCH)]
 
 # -------------------------------------------------------------- summaries
