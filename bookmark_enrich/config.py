@@ -7,10 +7,8 @@ field, so a setting added later appears in it with no change here.
 
 from __future__ import annotations
 
-import ast
-import inspect
-import itertools
 import json
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,74 +19,41 @@ from .errors import UsageError
 from .fileio import atomic_replace
 from .settings import Settings, env_name
 
-__all__ = ["Origin", "describe", "env_template", "setting_origins", "settings_table",
-           "write_template"]
+__all__ = ["Origin", "default_text", "describe", "env_names", "env_template",
+           "setting_origins", "settings_table", "write_template"]
 
 Origin = Literal["default", ".env", "environment", "flag"]
 
-_HELP = {
-    "lm_studio_api_url": "OpenAI-compatible LLM server, e.g. http://127.0.0.1:1234/v1",
-    "lm_studio_model": "Model to use (default: the loaded one)",
-    "lm_studio_max_tokens": "Longest summary answer, in tokens",
-    "lm_studio_temperature": "Sampling temperature of summaries",
-    "lm_studio_api_key": "API key of the LLM server (secret)",
-    "enable_ai_summarization": "Summarize pages (false: skip the summarize stage)",
-    "summarizer": "auto (a local LLM if one answers, else built-in), llm or builtin",
-    "max_tags": "Suggested tags per bookmark",
-    "merge_tags": "Put the record's own tags first in enrichment.tags",
-    "lowercase_tags": "Lower-case suggested tags",
-    "cobalt_api_url": "Cobalt instance for media downloads",
-    "cobalt_timeout": "Cobalt request timeout, milliseconds",
-    "cobalt_api_key": "Cobalt API key (secret)",
-    "enable_media_download": "Download media (false: skip the media stage)",
-    "max_media_size_mb": "Largest media file to keep, MB",
-    "s3_endpoint": "S3-compatible endpoint for media (unset: keep media in MEDIA_DIR)",
-    "s3_access_key": "S3 access key (secret)",
-    "s3_secret_key": "S3 secret key (secret)",
-    "s3_bucket": "Bucket for media",
-    "s3_region": "S3 region, when the server wants one",
-    "cache": "The SQLite result cache",
-    "media_dir": "Where media goes without S3",
-    "concurrency": "Bookmarks in flight at once",
-    "per_host": "Requests in flight per host",
-    "connect_timeout": "Connect timeout per request, seconds",
-    "read_timeout": "Read timeout per request, seconds",
-    "max_page_mb": "Abort pages larger than this, MB",
-    "max_redirects": "Redirects followed per page",
-    "retries": "Retries on timeouts, 5xx and 429",
-    "backoff": "Base of the exponential backoff, seconds",
-    "max_retry_after": "Longest Retry-After honoured, seconds",
-    "user_agent": "User-Agent header",
-    "extract_processes": "Processes extracting text (0: in a thread)",
-    "include_text": "Put the extracted text in the output",
-    "force": "Ignore the cache; redo every stage",
-    "retry_failed": "Redo stages that failed before",
-    "strict": "Stop at the first malformed record",
-    "log_interval": "Seconds between progress lines when stderr is not a terminal",
-}
-
-
-def _docstrings() -> dict[str, str]:
-    """Attribute docstrings of Settings (the line under a field), read from its source."""
-    try:
-        tree = ast.parse(inspect.getsource(Settings))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    found: dict[str, str] = {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    for stmt, nxt in itertools.pairwise(body):
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and \
-                isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and \
-                isinstance(nxt.value.value, str):
-            found[stmt.target.id] = " ".join(nxt.value.value.split())
-    return found
-
-
 def describe(field: str) -> str:
-    """One line of help for a setting."""
+    """A setting's one help text: its ``Field(description=...)`` in :class:`Settings`."""
+    return Settings.model_fields[field].description or ""
+
+
+def default_text(field: str) -> str | None:
+    """How a setting's default reads in ``--help`` and the docs; None when unset.
+
+    A default computed on this machine (the cache path, the CPU count) is shown by
+    its ``default_text``, so generated docs are the same on every machine.
+    """
     info = Settings.model_fields[field]
-    return _HELP.get(field) or info.description or _docstrings().get(field) or \
-        field.replace("_", " ")
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("default_text"), str):
+        return str(extra["default_text"])
+    if info.default_factory is not None or info.default is None:
+        return None
+    if isinstance(info.default, bool):
+        return "true" if info.default else "false"
+    return str(info.default)
+
+
+def env_names(field: str) -> list[str]:
+    """Every environment variable that sets ``field``, the usual one first."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+        if names:
+            return names
+    return [env_name(field)]
 
 
 def _names(field: str) -> set[str]:
@@ -146,11 +111,13 @@ def env_template() -> str:
     for field in Settings.model_fields:
         info = Settings.model_fields[field]
         value = getattr(defaults, field, None) if info.default_factory is None else None
-        lines.append(f"# {describe(field)}")
-        shown = _env_value(value)
-        if info.default_factory is not None:
+        lines.extend(textwrap.wrap(describe(field), 76, initial_indent="# ",
+                                   subsequent_indent="# ", break_on_hyphens=False))
+        if info.default_factory is not None:  # what it is on this machine
             lines.append(f"# (default: {_env_value(getattr(defaults, field, None))})")
-        lines.append(f"#{env_name(field)}={shown}")
+        elif value is None and default_text(field):
+            lines.append(f"# (default: {default_text(field)})")
+        lines.append(f"#{env_name(field)}={_env_value(value)}")
         lines.append("")
     return "\n".join(lines)
 

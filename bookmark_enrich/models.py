@@ -169,7 +169,10 @@ class Enrichment(_Out):
     # fetch
     final_url: str | None = Field(None, description="URL after redirects.")
     http_status: int | None = None
-    content_type: str | None = None
+    content_type: str | None = Field(
+        None, description="The body's type: as served for pages; for documents the "
+        "document type read (`application/pdf`, `text/plain`, `text/markdown`, "
+        "`text/x-rst`), also when the server sent a generic one.")
     # extract
     title: str | None = None
     author: str | None = None
@@ -181,6 +184,7 @@ class Enrichment(_Out):
     categories: list[str] | None = None
     page_tags: list[str] | None = Field(None, description="Tags the page declares itself.")
     word_count: int | None = None
+    page_count: int | None = Field(None, description="Pages of a PDF document.")
     text: str | None = Field(None, description="Main text; only with --include-text.")
     # summarize
     summary: str | None = None

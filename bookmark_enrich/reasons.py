@@ -43,6 +43,9 @@ class Reason(StrEnum):
     EXTRACT_ERROR = "extract_error"
     NO_CONTENT = "no_content"
     NOT_HTML = "not_html"
+    ENCRYPTED = "encrypted"
+    DAMAGED_DOCUMENT = "damaged_document"
+    NO_TEXT = "no_text"
     # -- summarize
     SUMMARIZE_ERROR = "summarize_error"
     CONTEXT_OVERFLOW = "context_overflow"
@@ -82,7 +85,9 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
                                "settings), so it could not run it."),
     Reason.UPSTREAM_FAILED: ("any", "Skipped: a stage this one needs failed."),
     Reason.UPSTREAM_SKIPPED: ("any", "Skipped: a stage this one needs was skipped."),
-    Reason.TIMEOUT: ("fetch, media, summarize", "The server did not answer in time."),
+    Reason.TIMEOUT: ("fetch, extract, media, summarize", "The server did not answer in "
+                     "time, or a document's extraction took longer than "
+                     "`document_timeout`."),
     Reason.CONNECTION_ERROR: ("fetch, media", "The connection failed (refused, reset, "
                               "name not resolved)."),
     Reason.RATE_LIMITED: ("fetch, media, summarize", "HTTP 429 or the service's rate limit; "
@@ -91,7 +96,7 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.NOT_FOUND: ("fetch, media", "HTTP 404 or 410, or a missing file: the link is dead."),
     Reason.HTTP_ERROR: ("fetch, media", "Another HTTP 4xx answer."),
     Reason.TOO_LARGE: ("fetch, media", "Larger than the size cap (`--max-page-mb`, "
-                       "`MAX_MEDIA_SIZE_MB`); nothing is kept."),
+                       "`--max-document-mb`, `MAX_MEDIA_SIZE_MB`); nothing is kept."),
     Reason.TOO_MANY_REDIRECTS: ("fetch", "More redirects than `--max-redirects`."),
     Reason.INVALID_URL: ("fetch, media", "The URL cannot be requested."),
     Reason.BLOCKED_ADDRESS: ("fetch, media", "The URL leads to a loopback, private, "
@@ -106,7 +111,14 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
                      "without it and could not be repeated)."),
     Reason.EXTRACT_ERROR: ("extract", "The extractor failed on this page."),
     Reason.NO_CONTENT: ("extract, summarize", "Skipped: the page has no main text."),
-    Reason.NOT_HTML: ("extract", "Skipped: the content type is not one the extractor reads."),
+    Reason.NOT_HTML: ("extract", "Skipped: the content type is not one the extractor reads "
+                      "(HTML pages, PDF, plain text, Markdown, reST)."),
+    Reason.ENCRYPTED: ("extract", "The PDF is encrypted and needs a password; nothing is "
+                       "read."),
+    Reason.DAMAGED_DOCUMENT: ("extract", "The document is broken (cut short, not a PDF "
+                              "inside, binary data served as text)."),
+    Reason.NO_TEXT: ("extract, summarize", "Skipped: the PDF has no text layer (a scan); "
+                     "its metadata is kept. OCR is out of scope."),
     Reason.SUMMARIZE_ERROR: ("summarize", "The summarizer failed for another reason."),
     Reason.CONTEXT_OVERFLOW: ("summarize", "The prompt does not fit the model's context."),
     Reason.BAD_JSON: ("summarize", "The model's answer is not valid JSON for the schema, "

@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "env_name", "load_settings"]
+__all__ = ["ENV_PREFIX", "MediaBackendName", "Settings", "SummarizerName", "VideoQuality",
+           "env_name", "load_settings"]
 
 ENV_PREFIX = "BOOKMARK_ENRICH_"
 APP_NAME = "bookmark-enrich"
@@ -26,6 +27,11 @@ APP_NAME = "bookmark-enrich"
 
 def _alias(*names: str) -> Any:
     return AliasChoices(*names)
+
+
+def _default_text(text: str) -> dict[str, Any]:
+    """How docs and --help show a default that is computed or means "unset"."""
+    return {"default_text": text}
 
 
 def default_cache_path() -> Path:
@@ -36,8 +42,18 @@ def default_media_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "media"
 
 
+SummarizerName = Literal["auto", "llm", "builtin"]
+MediaBackendName = Literal["auto", "cobalt", "ytdlp"]
+VideoQuality = Literal["max", "4320", "2160", "1440", "1080", "720", "480", "360", "240", "144"]
+
+
 class Settings(BaseSettings):
-    """Every knob of a run. Build with :func:`load_settings` to get readable errors."""
+    """Every knob of a run. Build with :func:`load_settings` to get readable errors.
+
+    Each field's ``description`` is its one help text: ``--help``, ``config init`` and
+    the docs' settings reference are generated from it (``default_text`` says how to
+    show a default that is computed or means "unset").
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -50,127 +66,205 @@ class Settings(BaseSettings):
 
     # --- LLM (original names) -------------------------------------------------
     lm_studio_api_url: str | None = Field(
-        None, validation_alias=_alias("LM_STUDIO_API_URL", "lm_studio_api_url")
+        None, validation_alias=_alias("LM_STUDIO_API_URL", "lm_studio_api_url"),
+        description="OpenAI-compatible LLM server, e.g. http://localhost:1234/v1.",
+        json_schema_extra=_default_text("a local one, found by --summarizer auto"),
     )
     lm_studio_model: str | None = Field(
-        None, validation_alias=_alias("LM_STUDIO_MODEL", "lm_studio_model")
+        None, validation_alias=_alias("LM_STUDIO_MODEL", "lm_studio_model"),
+        description="LLM model to use.",
+        json_schema_extra=_default_text("the first loaded one"),
     )
     lm_studio_max_tokens: int = Field(
-        1000, gt=0, validation_alias=_alias("LM_STUDIO_MAX_TOKENS", "lm_studio_max_tokens")
+        1000, gt=0, validation_alias=_alias("LM_STUDIO_MAX_TOKENS", "lm_studio_max_tokens"),
+        description="Completion budget of one summary answer, in tokens.",
     )
     lm_studio_temperature: float = Field(
-        0.7, ge=0, le=2, validation_alias=_alias("LM_STUDIO_TEMPERATURE", "lm_studio_temperature")
+        0.7, ge=0, le=2, validation_alias=_alias("LM_STUDIO_TEMPERATURE", "lm_studio_temperature"),
+        description="Sampling temperature of summaries.",
     )
     lm_studio_api_key: SecretStr | None = Field(
         None,
         validation_alias=_alias("LM_STUDIO_API_KEY", "OPENAI_API_KEY", "lm_studio_api_key"),
+        description="API key of the LLM server, if it wants one (secret).",
     )
     enable_ai_summarization: bool = Field(
-        True, validation_alias=_alias("ENABLE_AI_SUMMARIZATION", "enable_ai_summarization")
+        True, validation_alias=_alias("ENABLE_AI_SUMMARIZATION", "enable_ai_summarization"),
+        description="Run the summarize stage (false: skip summaries).",
     )
 
     # --- Summaries (BOOKMARK_ENRICH_*) ----------------------------------------
-    summarizer: Literal["auto", "llm", "builtin"] = "auto"
-    llm_timeout: float = Field(120.0, gt=0)
-    """Seconds per LLM request; local models on a CPU are slow."""
-    llm_concurrency: int = Field(2, ge=1, le=64)
-    """LLM requests in flight; local servers have few parallel slots."""
-    context_tokens: int | None = Field(None, ge=512)
-    """Override the context length the server reports."""
-    max_tags: int = Field(5, ge=0, le=50)
-    language: str | None = None
-    """Force the language of summaries and tags (``en``); default: the page's."""
-    merge_tags: bool = False
-    lowercase_tags: bool = True
-    llm_probe_urls: list[str] | None = None
-    """Where ``--summarizer auto`` looks for a local LLM when LM_STUDIO_API_URL is unset
-    (a JSON list; default LM Studio, Ollama, llama-server, vLLM; ``[]``: never look)."""
+    summarizer: SummarizerName = Field(
+        "auto",
+        description="Who writes summaries: auto (a local LLM when one answers, else the "
+        "built-in one), llm (an LLM or exit 3) or builtin (offline, never an LLM).",
+    )
+    llm_timeout: float = Field(
+        120.0, gt=0,
+        description="Seconds per LLM request (local models on a CPU are slow); a timeout is "
+        "not retried.",
+    )
+    llm_concurrency: int = Field(
+        2, ge=1, le=64,
+        description="LLM requests in flight (local servers have few parallel slots).",
+    )
+    context_tokens: int | None = Field(
+        None, ge=512, description="Model context length, overriding what the server reports.",
+        json_schema_extra=_default_text("as reported, else 4096"),
+    )
+    max_tags: int = Field(5, ge=0, le=50, description="Suggested tags per bookmark.")
+    language: str | None = Field(
+        None, description="Write summaries and tags in this language (en).",
+        json_schema_extra=_default_text("the page's"),
+    )
+    merge_tags: bool = Field(
+        False, description="Put the record's own tags first in enrichment.tags.")
+    lowercase_tags: bool = Field(True, description="Lower-case suggested tags.")
+    llm_probe_urls: list[str] | None = Field(
+        None,
+        description="Where --summarizer auto looks for a local LLM when LM_STUDIO_API_URL "
+        "is unset (a JSON list; []: never look).",
+        json_schema_extra=_default_text("LM Studio, Ollama, llama-server, vLLM on localhost"),
+    )
 
     # --- Media (original names) -----------------------------------------------
     cobalt_api_url: str | None = Field(
-        None, validation_alias=_alias("COBALT_API_URL", "cobalt_api_url")
+        None, validation_alias=_alias("COBALT_API_URL", "cobalt_api_url"),
+        description="Cobalt API instance for media downloads.",
+        json_schema_extra=_default_text("the one at BOOKMARK_ENRICH_COBALT_PROBE_URL, if any"),
     )
     cobalt_timeout: int = Field(
-        30000, gt=0, validation_alias=_alias("COBALT_TIMEOUT", "cobalt_timeout")
+        30000, gt=0, validation_alias=_alias("COBALT_TIMEOUT", "cobalt_timeout"),
+        description="Cobalt request timeout, milliseconds.",
     )
     cobalt_api_key: SecretStr | None = Field(
-        None, validation_alias=_alias("COBALT_API_KEY", "cobalt_api_key")
+        None, validation_alias=_alias("COBALT_API_KEY", "cobalt_api_key"),
+        description="Cobalt API key, sent as Api-Key (secret).",
     )
     enable_media_download: bool = Field(
-        True, validation_alias=_alias("ENABLE_MEDIA_DOWNLOAD", "enable_media_download")
+        True, validation_alias=_alias("ENABLE_MEDIA_DOWNLOAD", "enable_media_download"),
+        description="Download media (false: skip the media stage).",
     )
     max_media_size_mb: int = Field(
-        500, gt=0, validation_alias=_alias("MAX_MEDIA_SIZE_MB", "max_media_size_mb")
+        500, gt=0, validation_alias=_alias("MAX_MEDIA_SIZE_MB", "max_media_size_mb"),
+        description="Largest media file to keep, MB (enforced while streaming).",
     )
 
     # --- Media (BOOKMARK_ENRICH_*) --------------------------------------------
-    media_backend: Literal["auto", "cobalt", "ytdlp"] = "auto"
-    """auto: Cobalt, then yt-dlp when Cobalt cannot (or is not there)."""
-    audio_only: bool = False
-    """Download only the audio track."""
-    video_quality: Literal["max", "4320", "2160", "1440", "1080", "720", "480", "360", "240",
-                           "144"] = "1080"
-    """Cobalt's videoQuality."""
-    max_picker_items: int = Field(4, ge=1, le=100)
-    """Items kept from a post with several (Cobalt's picker)."""
-    media_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    """Extra hosts whose links are media (comma-separated)."""
-    media_concurrency: int = Field(2, ge=1, le=64)
-    """Media downloads at once (their own limit, below the bookmark concurrency)."""
-    create_bucket: bool = False
-    """Create a missing S3 bucket instead of refusing to run."""
-    cobalt_probe_url: str = "http://localhost:9000/"
-    """Where the media stage looks for Cobalt when COBALT_API_URL is unset (``""``: never)."""
+    media_backend: MediaBackendName = Field(
+        "auto",
+        description="Who downloads media: auto (Cobalt, then yt-dlp when Cobalt cannot or "
+        "is not there), cobalt or ytdlp.",
+    )
+    audio_only: bool = Field(False, description="Download only the audio track.")
+    video_quality: VideoQuality = Field(
+        "1080", description="Cobalt's videoQuality: max, or a height in pixels (4320 to 144).")
+    max_picker_items: int = Field(
+        4, ge=1, le=100, description="Items kept from a post with several (Cobalt's picker).")
+    media_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More hosts whose links are media (comma-separated).",
+        json_schema_extra=_default_text("none"),
+    )
+    media_concurrency: int = Field(
+        2, ge=1, le=64,
+        description="Media downloads at once (their own limit, below the bookmark concurrency).",
+    )
+    create_bucket: bool = Field(
+        False, description="Create a missing S3 bucket instead of refusing to run.")
+    cobalt_probe_url: str = Field(
+        "http://localhost:9000/",
+        description='Where Cobalt is looked for when COBALT_API_URL is unset ("": never).',
+    )
 
     # --- Storage (original names) ---------------------------------------------
-    s3_endpoint: str | None = Field(None, validation_alias=_alias("S3_ENDPOINT", "s3_endpoint"))
+    s3_endpoint: str | None = Field(
+        None, validation_alias=_alias("S3_ENDPOINT", "s3_endpoint"),
+        description="S3-compatible endpoint for media (MinIO, SeaweedFS, AWS).",
+        json_schema_extra=_default_text("none: media stays in the media folder"),
+    )
     s3_access_key: SecretStr | None = Field(
-        None, validation_alias=_alias("S3_ACCESS_KEY", "s3_access_key")
+        None, validation_alias=_alias("S3_ACCESS_KEY", "s3_access_key"),
+        description="S3 access key (secret).",
     )
     s3_secret_key: SecretStr | None = Field(
-        None, validation_alias=_alias("S3_SECRET_KEY", "s3_secret_key")
+        None, validation_alias=_alias("S3_SECRET_KEY", "s3_secret_key"),
+        description="S3 secret key (secret).",
     )
     s3_bucket: str = Field(
-        "bookmark-media", validation_alias=_alias("S3_BUCKET", "s3_bucket")
+        "bookmark-media", validation_alias=_alias("S3_BUCKET", "s3_bucket"),
+        description="Bucket for media.",
     )
-    s3_region: str | None = Field(None, validation_alias=_alias("S3_REGION", "s3_region"))
+    s3_region: str | None = Field(
+        None, validation_alias=_alias("S3_REGION", "s3_region"),
+        description="S3 region, when the server wants one.",
+    )
 
     # --- Run (BOOKMARK_ENRICH_*) ----------------------------------------------
-    cache: Path = Field(default_factory=default_cache_path)
-    media_dir: Path = Field(default_factory=default_media_dir)
-    concurrency: int = Field(16, ge=1, le=1024)
-    per_host: int = Field(4, ge=1, le=256)
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(30.0, gt=0)
-    max_page_mb: float = Field(10.0, gt=0)
-    max_redirects: int = Field(10, ge=0, le=50)
-    retries: int = Field(3, ge=0, le=10)
-    backoff: float = Field(0.5, ge=0)
-    max_retry_after: float = Field(60.0, ge=0)
+    cache: Path = Field(
+        default_factory=default_cache_path, description="The SQLite result cache.",
+        json_schema_extra=_default_text("cache.sqlite in the user cache dir"),
+    )
+    media_dir: Path = Field(
+        default_factory=default_media_dir, description="Where media goes without S3.",
+        json_schema_extra=_default_text("media/ in the user data dir"),
+    )
+    concurrency: int = Field(16, ge=1, le=1024, description="Bookmarks in flight at once.")
+    per_host: int = Field(4, ge=1, le=256, description="Requests in flight per host.")
+    connect_timeout: float = Field(
+        10.0, gt=0, description="Connect timeout per request, seconds.")
+    read_timeout: float = Field(30.0, gt=0, description="Read timeout per request, seconds.")
+    max_page_mb: float = Field(
+        10.0, gt=0, description="Abort pages larger than this while downloading, MB.")
+    max_document_mb: float = Field(
+        50.0, gt=0, description="Abort documents (PDF, plain text, Markdown, reST) larger "
+        "than this, MB; HTML pages have their own cap (max_page_mb).")
+    document_timeout: float = Field(
+        60.0, gt=0, description="Seconds one document's extraction may take; a PDF that "
+        "takes longer gets the reason `timeout` and the run goes on.")
+    max_document_pages: int = Field(
+        2000, ge=1, description="Pages read from one PDF; the rest are left out of the "
+        "text (page_count still counts them all).")
+    max_redirects: int = Field(10, ge=0, le=50, description="Redirects followed per page.")
+    retries: int = Field(3, ge=0, le=10, description="Retries on timeouts, 5xx and 429.")
+    backoff: float = Field(
+        0.5, ge=0, description="Base of the exponential backoff between retries, seconds.")
+    max_retry_after: float = Field(
+        60.0, ge=0, description="Longest Retry-After honoured, seconds.")
     user_agent: str = Field(
-        "Mozilla/5.0 (compatible; bookmark-enrich; +https://pypi.org/project/bookmark-enrich/)"
+        "Mozilla/5.0 (compatible; bookmark-enrich; +https://pypi.org/project/bookmark-enrich/)",
+        description="User-Agent header.",
+        json_schema_extra=_default_text("Mozilla/5.0 (compatible; bookmark-enrich; ...)"),
     )
     extract_processes: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=0, le=64
+        default_factory=lambda: os.cpu_count() or 1, ge=0, le=64,
+        description="Processes extracting text (0: in a thread).",
+        json_schema_extra=_default_text("the CPU count"),
     )
-    extract_fallbacks: bool = False
-    """Let trafilatura consult jusText/readability too (slower, rarely better)."""
-    include_text: bool = False
+    extract_fallbacks: bool = Field(
+        False,
+        description="Let trafilatura consult jusText/readability too (slower; no better on "
+        "our benchmark).",
+    )
+    include_text: bool = Field(False, description="Put the extracted text in the output.")
+    force: bool = Field(False, description="Ignore the cache; redo every stage.")
+    retry_failed: bool = Field(False, description="Redo stages that failed before.")
+    strict: bool = Field(False, description="Stop at the first malformed record (exit 2).")
+    log_interval: float = Field(
+        10.0, gt=0, description="Seconds between progress lines when stderr is not a terminal.")
 
     # --- Security (BOOKMARK_ENRICH_*) -----------------------------------------
     allow_private_network: bool = Field(
         False, description="Let bookmarks reach loopback, private, CGNAT and reserved "
-        "addresses (never link-local: cloud metadata needs --allow-host)")
+        "addresses (never link-local: cloud metadata needs --allow-host).")
     allow_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Hosts or networks bookmarks may reach whatever "
-        "their address (comma-separated names, IPs or CIDRs)")
+        "their address (names, IPs or CIDRs; comma-separated in the environment).",
+        json_schema_extra=_default_text("none"))
     allow_file_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="Folders whose files file: bookmarks may read, "
-        "besides the bookmarks file's own folder (comma-separated)")
-    force: bool = False
-    retry_failed: bool = False
-    strict: bool = False
-    log_interval: float = Field(10.0, gt=0)
+        "besides the bookmarks file's own folder (comma-separated in the environment).",
+        json_schema_extra=_default_text("none"))
 
     @field_validator("lm_studio_api_url", "cobalt_api_url", "s3_endpoint", "lm_studio_model",
                      "language", mode="before")
@@ -208,6 +302,10 @@ class Settings(BaseSettings):
     @property
     def max_page_bytes(self) -> int:
         return int(self.max_page_mb * 1024 * 1024)
+
+    @property
+    def max_document_bytes(self) -> int:
+        return int(self.max_document_mb * 1024 * 1024)
 
     @property
     def max_media_bytes(self) -> int:

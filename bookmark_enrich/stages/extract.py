@@ -1,4 +1,8 @@
-"""Extract stage: trafilatura in a process pool, so both cores work and the loop never blocks."""
+"""Extract stage: trafilatura in a process pool, so both cores work and the loop never blocks.
+
+Documents (PDF, plain text, Markdown, reST) take their own path through the same
+pool, each under the ``document_timeout`` limit.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from importlib.metadata import version
 from typing import Any, ClassVar
 
 from ..errors import StageError
-from ..extraction import extract
+from ..extraction import extract, extract_document
+from ..extraction.documents import DocumentError, document_kind
 from ..models import StageOutcome, fingerprint_of
-from ..workers import BrokenProcessPool, run_cpu
+from ..summarizers.builtin import detect_language
+from ..workers import BrokenProcessPool, TimeLimitExceeded, run_cpu, run_cpu_limited
 from .base import Stage, StageContext
 from .fetch import Page, is_textual
 
@@ -17,23 +23,28 @@ __all__ = ["ExtractStage"]
 
 class ExtractStage(Stage):
     name: ClassVar[str] = "extract"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: documents are read (1 skipped them as not_html)
     requires: ClassVar[tuple[str, ...]] = ("fetch",)
     needs_payload: ClassVar[tuple[str, ...]] = ("fetch",)
 
     def fingerprint(self) -> str:
         return fingerprint_of(self.name, self.version, version("trafilatura"),
-                              self.settings.extract_fallbacks)
+                              self.settings.extract_fallbacks, version("pypdfium2"),
+                              self.settings.max_document_pages)
 
     async def run(self, ctx: StageContext) -> StageOutcome:
         fetched = ctx.output("fetch")
         content_type = fetched.get("content_type")
-        if not is_textual(content_type):
-            return StageOutcome.skipped("not_html", f"content type {content_type}")
         page = ctx.payload("fetch")
+        url = fetched.get("final_url") or ctx.bookmark.url
+        kind = document_kind(content_type, url, page.body[:1024]) \
+            if isinstance(page, Page) else None
+        if kind is None and not is_textual(content_type):
+            return StageOutcome.skipped("not_html", f"content type {content_type}")
         if not isinstance(page, Page):
             raise StageError("no_body", "the page body is not available")
-        url = fetched.get("final_url") or ctx.bookmark.url
+        if kind is not None:
+            return await self._document(page, kind, url)
         try:
             result = await run_cpu(self.settings.extract_processes, extract,
                                    page.body, page.charset, url,
@@ -48,6 +59,27 @@ class ExtractStage(Stage):
         if not text and not meta.get("title"):
             return StageOutcome.skipped("no_content", "no readable content on the page",
                                         output=meta)
+        return StageOutcome.ok(meta, text=text)
+
+    async def _document(self, page: Page, kind: str, url: str) -> StageOutcome:
+        s = self.settings
+        try:
+            meta, text = await run_cpu_limited(
+                s.extract_processes, s.document_timeout, extract_document,
+                page.body, kind, url, page.charset, s.max_document_pages, detect_language)
+        except DocumentError as exc:
+            raise StageError(exc.reason, exc.message) from None
+        except TimeLimitExceeded:
+            raise StageError("timeout", f"reading the document took over "
+                             f"{s.document_timeout:g} s (document_timeout)") from None
+        except BrokenProcessPool:
+            raise StageError("extract_error", "the extraction worker died") from None
+        except Exception as exc:  # PDFium and the decoders raise many kinds on hostile input
+            raise StageError("extract_error", f"{type(exc).__name__}: {exc}") from None
+        if not text:
+            return StageOutcome.skipped(
+                "no_text", "the document has no text layer (a scan?); OCR is out of scope",
+                output=meta)
         return StageOutcome.ok(meta, text=text)
 
     def contribute(self, outcome: StageOutcome, enrichment: dict[str, Any], *,

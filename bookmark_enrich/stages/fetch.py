@@ -14,6 +14,7 @@ import httpx
 
 from ..attempts import with_retries
 from ..errors import StageError
+from ..extraction.documents import DOCUMENT_TYPES, document_kind, may_be_document
 from ..models import StageOutcome, fingerprint_of
 from ..reasons import Reason
 from ..services.http import error_for_exception, error_for_status
@@ -24,6 +25,8 @@ from .base import Stage, StageContext
 __all__ = ["FetchStage", "Page", "is_textual"]
 
 _POOL_SIZE = 8
+_SNIFF = 1024
+"""Bytes read before deciding whether a body of a generic type is a document."""
 _TEXTUAL = ("text/html", "application/xhtml+xml", "text/plain", "application/xml", "text/xml")
 
 
@@ -88,7 +91,8 @@ class FetchStage(Stage):
                 limits=limits,
                 headers={
                     "User-Agent": settings.user_agent,
-                    "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.5",
+                    "Accept": "text/html,application/xhtml+xml,application/pdf,"
+                              "text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.5",
                 },
                 # Every connection, redirect hops included, goes through the policy.
                 transport=transport or policy_transport(policy, limits=limits,
@@ -127,7 +131,6 @@ class FetchStage(Stage):
             self.hosts.release(host)
 
     async def _get_once(self, url: str) -> tuple[dict[str, Any], Page | None]:
-        cap = self.settings.max_page_bytes
         try:
             async with next(self._turn).stream("GET", url) as resp:
                 status = resp.status_code
@@ -140,22 +143,9 @@ class FetchStage(Stage):
                     "http_status": status,
                     "content_type": content_type,
                 }
-                if not is_textual(content_type):
+                if not is_textual(content_type) and not may_be_document(content_type):
                     return output, None  # not ours to extract; no need to download it
-                declared = resp.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > cap and \
-                        not resp.headers.get("content-encoding"):
-                    raise StageError("too_large", f"page is {int(declared)} bytes, "
-                                     f"over the {cap}-byte cap")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_bytes():
-                    size += len(chunk)
-                    if size > cap:
-                        raise StageError("too_large", f"page exceeds the {cap}-byte cap")
-                    chunks.append(chunk)
-                self.bytes_read += size
-                return output, Page(b"".join(chunks), resp.charset_encoding, content_type)
+                return output, await self._read_body(resp, content_type)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise error_for_exception(exc, max_redirects=self.settings.max_redirects) from None
 
@@ -169,9 +159,44 @@ class FetchStage(Stage):
         raise StageError(Reason.BLOCKED_FILE, f"{path} is {where}; allow it with "
                          "--allow-file-root DIR (BOOKMARK_ENRICH_ALLOW_FILE_ROOTS)")
 
+    def _cap(self, document: bool) -> int:
+        s = self.settings
+        return s.max_document_bytes if document else s.max_page_bytes
+
+    async def _read_body(self, resp: httpx.Response, content_type: str | None) -> Page | None:
+        """The body within its cap (documents have their own); None if not ours after all."""
+        url = str(resp.url)
+        cap = self._cap(may_be_document(content_type))
+        declared = resp.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap and \
+                not resp.headers.get("content-encoding"):
+            raise StageError("too_large", f"body is {int(declared)} bytes, "
+                             f"over the {cap}-byte cap")
+        chunks: list[bytes] = []
+        size = 0
+        sniffed = False
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            chunks.append(chunk)
+            if not sniffed and size >= _SNIFF:
+                sniffed = True
+                kind = document_kind(content_type, url, b"".join(chunks)[:_SNIFF])
+                if kind is None and not is_textual(content_type):
+                    return None  # a download of some other kind: stop reading it
+                cap = self._cap(kind is not None)
+            if size > cap:
+                raise StageError("too_large", f"body exceeds the {cap}-byte cap")
+        body = b"".join(chunks)
+        if not sniffed and document_kind(content_type, url, body) is None and \
+                not is_textual(content_type):
+            return None
+        self.bytes_read += size
+        return Page(body, resp.charset_encoding, content_type)
+
     def _read_file(self, url: str) -> StageOutcome:
         path = Path(unquote(urlsplit(url).path))
-        cap = self.settings.max_page_bytes
+        guess = mimetypes.guess_type(path.name)[0]
+        cap = self._cap(guess is None or document_kind(guess, url) is not None)
         self._check_file_root(path)
         try:
             size = path.stat().st_size
@@ -186,9 +211,13 @@ class FetchStage(Stage):
             raise StageError("permission_denied", f"cannot read {path}") from None
         except OSError as exc:
             raise StageError("read_error", f"{path}: {exc.strerror or exc}") from None
-        content_type = mimetypes.guess_type(path.name)[0] or "text/html"
+        kind = document_kind(guess, url, body[:_SNIFF])
+        if kind is None and len(body) > self.settings.max_page_bytes:
+            raise StageError("too_large", f"file is {len(body)} bytes, over the "
+                             f"{self.settings.max_page_bytes}-byte cap")
+        content_type = DOCUMENT_TYPES[kind] if kind else guess or "text/html"
         output = {"final_url": url, "http_status": None, "content_type": content_type}
-        page = Page(body, None, content_type) if is_textual(content_type) else None
+        page = Page(body, None, content_type) if kind or is_textual(content_type) else None
         return StageOutcome.ok(output, payload=page)
 
     def metrics(self) -> dict[str, Any]:

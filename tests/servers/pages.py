@@ -209,8 +209,8 @@ class PageServer:
                 self._send(req, 404, b"no such page", "text/plain")
                 return
             self._send(req, 200, body)
-        elif head == "raw" and len(seg) > 1 and seg[1] in self.pages:
-            status, headers, body = self.pages[seg[1]]
+        elif head == "raw" and "/".join(seg[1:]) in self.pages:  # names may hold slashes
+            status, headers, body = self.pages["/".join(seg[1:])]
             content_type = headers.pop("Content-Type", "text/html")
             self._send(req, status, body, content_type, headers)
             headers["Content-Type"] = content_type
