@@ -70,7 +70,9 @@ def detect_format(head: bytes, suffix: str = "", *, binary: bool = False) -> Fil
         except Exception:  # a sniffer must never break detection of the others
             continue
     suffix = suffix.lower()
-    for fmt in FORMATS.values():
+    # The extension alone says only the shape: the generic format of that shape (the
+    # last tried, say `csv` for .csv), never a service export whose header did not match.
+    for fmt in reversed(FORMATS.values()):
         if suffix and suffix in fmt.extensions and fmt.binary == binary:
             return fmt
     return None
