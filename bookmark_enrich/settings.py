@@ -327,6 +327,8 @@ class Settings(BaseSettings):
                 value = "********"
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, list):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
             out[name] = value
         return out
 
