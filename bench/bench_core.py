@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _env import allow_loopback
+
 from bookmark_enrich import enrich, load_settings, open_source
 from bookmark_enrich.cache import ResultCache
 from bookmark_enrich.extraction import extract
@@ -37,6 +39,8 @@ from bookmark_enrich.sources import iter_bookmarks
 from bookmark_enrich.stages import Stage, StageContext, build_stages
 from tests.servers import latency as latency_server
 from tests.servers.pages import CORPUS_DIR, serve_in_process
+
+allow_loopback()  # the benchmark's servers are on loopback
 
 
 def core_settings(tmp: Path, **kw: Any) -> Any:

@@ -22,9 +22,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _env import allow_loopback
+
 from bookmark_enrich import enrich, load_settings, open_source
 from tests.servers.llm import LLMServer
 from tests.servers.pages import PageServer
+
+allow_loopback()  # the benchmark's servers are on loopback
 
 
 def run(urls: list[str], llm: LLMServer, cache: Path, concurrency: int) -> tuple[float, Any]:

@@ -30,12 +30,15 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _env import allow_loopback
 from boto3.s3.transfer import TransferConfig
 
 from bookmark_enrich import enrich, load_settings, open_source
 from bookmark_enrich.stages import build_stages
 from tests.servers.cobalt import CobaltServer
 from tests.servers.s3 import SeaweedS3
+
+allow_loopback()  # the benchmark's servers are on loopback
 
 YT = "https://www.youtube.com/watch?v="
 

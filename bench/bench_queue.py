@@ -28,9 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _env import allow_loopback  # noqa: E402
+
 from tests.servers.llm import LLMServer  # noqa: E402
 from tests.servers.pages import serve_in_process  # noqa: E402
 from tests.servers.redis import RedisServer  # noqa: E402
+
+allow_loopback()  # the benchmark's servers are on loopback
 
 TINY = ("<html><head><title>Garden {n}</title></head><body><article><h1>Garden</h1>"
         "<p>Urban gardens turn empty lots into shared green space. Volunteers plant "

@@ -58,9 +58,14 @@ class ResultCache:
             if readonly and not self.path.exists():
                 raise CacheError(f"{self.path}: no cache here yet (run something first)")
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Page text and summaries of private bookmarks: the owner's eyes only.
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if not readonly:
+                    with contextlib.suppress(FileExistsError):
+                        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                         0o600))
             except OSError as exc:
-                raise CacheError(f"{self.path}: cannot create its folder: {exc}") from None
+                raise CacheError(f"{self.path}: cannot create it: {exc}") from None
         try:
             uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
             conn = sqlite3.connect(

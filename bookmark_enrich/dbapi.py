@@ -26,6 +26,7 @@ __all__ = [
     "PostgresDatabase",
     "SqliteDatabase",
     "TableTarget",
+    "check_where",
     "quote_ident",
     "validate_ident",
 ]
@@ -49,6 +50,61 @@ def quote_ident(parts: Sequence[str] | str) -> str:
     if isinstance(parts, str):
         parts = (parts,)
     return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_CONTROL_WORDS = frozenset({"begin", "commit", "rollback", "savepoint", "release", "abort",
+                            "prepare", "deallocate", "attach", "detach", "pragma", "vacuum"})
+
+
+def check_where(where: str) -> str:
+    """``where`` checked to be one filter expression: raises UsageError otherwise.
+
+    The text goes into ``WHERE (...)`` of a single read-only statement, so it may
+    not end that parenthesis early, start another statement, hide the rest of
+    the query in a comment, or control the transaction. String literals and
+    quoted names may hold anything; backslashes and dollar quotes are not read
+    as escapes, so a trick with them is refused rather than let through.
+    """
+    depth = 0
+    i = 0
+    n = len(where)
+    while i < n:
+        c = where[i]
+        if c in "'\"":
+            end = i + 1
+            while True:  # a doubled quote is the quote itself
+                end = where.find(c, end)
+                if end < 0:
+                    raise UsageError(f"--where: unbalanced {c} quote")
+                if where[end + 1: end + 2] == c:
+                    end += 2
+                    continue
+                break
+            i = end + 1
+            continue
+        problem = (
+            "a statement separator ';'" if c == ";"
+            else "a comment" if where.startswith(("--", "/*"), i)
+            else "a '$' (parameters and dollar quotes)" if c == "$"
+            else "a ')' closing more than it opened" if c == ")" and depth == 0
+            else None)
+        if problem is not None:
+            raise UsageError(f"--where must be one filter expression; it has {problem}")
+        depth += (c == "(") - (c == ")")
+        word = _WORD.match(where, i) if c.isalpha() or c == "_" else None
+        if word is not None:
+            if word.group().lower() in _CONTROL_WORDS:
+                raise UsageError(f"--where must be one filter expression; "
+                                 f"{word.group().upper()} controls the transaction")
+            i = word.end()
+            continue
+        i += 1
+    if depth:
+        raise UsageError("--where: unbalanced parentheses")
+    if not where.strip():
+        raise UsageError("--where is empty")
+    return where
 
 
 class Database(ABC):
@@ -89,6 +145,10 @@ class Database(ABC):
 
     def rollback(self, conn: Any) -> None:  # noqa: B027 - optional hook
         """Leave a failed transaction so the connection can be used again."""
+
+    def query(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement that holds the user's filter (never more than one)."""
+        return conn.execute(sql, params)
 
     @staticmethod
     def close_quietly(conn: Any) -> None:
@@ -183,11 +243,13 @@ class PostgresDatabase(Database):
         params: dict[str, Any] = {"autocommit": True}
         if "connect_timeout" not in self.driver_params:
             params["connect_timeout"] = self.connect_timeout
+        if readonly:
+            # The --where filter is the user's SQL: every transaction of this session
+            # is read-only from the start, whatever the statement tries.
+            options = self.driver_params.get("options", "")
+            params["options"] = f"{options} -c default_transaction_read_only=on".strip()
         try:
             conn = psycopg.connect(self.conninfo(), **params)
-            if readonly:
-                # The --where filter is the user's SQL: let it read, never write.
-                conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         except psycopg.Error as exc:
             raise self.fail("cannot connect", exc) from None
         return conn
@@ -217,6 +279,10 @@ class PostgresDatabase(Database):
     def rollback(self, conn: Any) -> None:
         with contextlib.suppress(Exception):
             conn.rollback()
+
+    def query(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        # Prepared on the server: one statement is all the extended protocol runs.
+        return conn.execute(sql, params, prepare=True)
 
 
 @dataclass(frozen=True, slots=True)

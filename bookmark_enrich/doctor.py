@@ -43,6 +43,11 @@ class DoctorReport:
         """True when no required check failed."""
         return not any(c.status == "fail" and c.required for c in self.checks)
 
+    @property
+    def warned(self) -> bool:
+        """True when some check warned (``doctor --strict`` fails then)."""
+        return any(c.status == "warn" for c in self.checks)
+
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
 
@@ -274,8 +279,51 @@ def risky_settings(settings: Settings) -> list[Check]:
     if settings.s3_endpoint and "minioadmin" in (access, secret):
         found.append(Check("security s3", "warn", "default credentials (minioadmin); "
                            "create a key for bookmark-enrich", required=False))
+    elif settings.s3_endpoint and not (access and secret):
+        found.append(Check("security s3", "warn", "S3_ENDPOINT is set but S3_ACCESS_KEY or "
+                           "S3_SECRET_KEY is empty", required=False))
+    return found
+
+
+def exposed_files(settings: Settings) -> list[Check]:
+    """Warnings: a .env or cache file other users of this machine can read."""
+    found: list[Check] = []
+    for label, path in ((".env", Path(".env")), ("cache", settings.cache)):
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o044:
+            found.append(Check(f"security {label}", "warn",
+                               f"{path} is readable by other users (mode {mode & 0o777:o}); "
+                               f"chmod 600 {path}", required=False))
+    return found
+
+
+def exposed_network(settings: Settings, queue: str | None) -> list[Check]:
+    """Warnings: bookmarks allowed onto private networks; a Redis queue without a password."""
+    found: list[Check] = []
+    if os.environ.get("BOOKMARK_ENRICH_ALLOW_PRIVATE_NETWORK", "").strip().lower() in (
+            "1", "true", "yes", "on"):
+        found.append(Check("security network", "warn",
+                           "BOOKMARK_ENRICH_ALLOW_PRIVATE_NETWORK is set in the environment: any "
+                           "bookmark may read this machine's and its network's services",
+                           required=False))
+    for item in settings.allow_hosts:
+        if item.startswith("169.254") or item.lower().startswith("fe80"):
+            found.append(Check("security network", "warn",
+                               f"--allow-host {item} opens link-local addresses (cloud "
+                               "metadata) to bookmarks", required=False))
+    if queue:
+        parts = urlsplit(queue)
+        if parts.password is None and parts.scheme != "unix" and \
+                not _is_loopback(parts.hostname):
+            found.append(Check("security queue", "warn",
+                               f"the Redis queue at {parts.hostname} has no password; anyone "
+                               "on the network can read and inject work", required=False))
     return found
 
 
 async def settings_checks(settings: Settings, options: dict[str, Any]) -> list[Check]:
-    return risky_settings(settings)
+    return [*risky_settings(settings), *exposed_files(settings),
+            *exposed_network(settings, options.get("queue"))]

@@ -44,8 +44,8 @@ def cache_lock(cache: Path, *, wait: bool = False,
         return
     path = lock_path(cache)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the cache's folder
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise CacheError(f"{path}: cannot create the lock file: {exc.strerror or exc}") from None
     try:

@@ -29,6 +29,7 @@ from .events import (
     Subscriber,
 )
 from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
+from .reasons import RECHECKED_EVERY_RUN
 from .settings import Settings
 from .stages.base import Stage, StageContext, TagHintProvider
 
@@ -164,6 +165,8 @@ class Pipeline:
     # ------------------------------------------------------------- planning
     def _valid(self, outcome: StageOutcome | None, stage: str) -> bool:
         if outcome is None or outcome.fingerprint != self.fingerprints[stage]:
+            return False
+        if outcome.status == "failed" and outcome.reason in RECHECKED_EVERY_RUN:
             return False
         if self.settings.force and outcome.run_id != self.run_id:
             return False

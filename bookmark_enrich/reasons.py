@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["REASON_DOCS", "Reason", "describe"]
+__all__ = ["REASON_DOCS", "RECHECKED_EVERY_RUN", "Reason", "describe"]
 
 
 class Reason(StrEnum):
@@ -33,6 +33,8 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"
     TOO_MANY_REDIRECTS = "too_many_redirects"
     INVALID_URL = "invalid_url"
+    BLOCKED_ADDRESS = "blocked_address"
+    BLOCKED_FILE = "blocked_file"
     DECODING_ERROR = "decoding_error"
     PERMISSION_DENIED = "permission_denied"
     READ_ERROR = "read_error"
@@ -97,6 +99,11 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
                        "`--max-document-mb`, `MAX_MEDIA_SIZE_MB`); nothing is kept."),
     Reason.TOO_MANY_REDIRECTS: ("fetch", "More redirects than `--max-redirects`."),
     Reason.INVALID_URL: ("fetch, media", "The URL cannot be requested."),
+    Reason.BLOCKED_ADDRESS: ("fetch, media", "The URL leads to a loopback, private, "
+                             "link-local or reserved address, which the network policy refuses "
+                             "(`--allow-private-network`, `--allow-host`)."),
+    Reason.BLOCKED_FILE: ("fetch", "A `file:` bookmark outside the bookmarks file's folder, "
+                          "or from stdin or a database (`--allow-file-root`)."),
     Reason.DECODING_ERROR: ("fetch", "The body could not be decoded (bad compression)."),
     Reason.PERMISSION_DENIED: ("fetch", "A `file:` bookmark the process may not read."),
     Reason.READ_ERROR: ("fetch", "A `file:` bookmark that could not be read."),
@@ -150,3 +157,8 @@ def describe(reason: str) -> str:
         return REASON_DOCS[Reason(reason)][1]
     except ValueError:
         return ""
+
+
+RECHECKED_EVERY_RUN = frozenset({Reason.BLOCKED_ADDRESS, Reason.BLOCKED_FILE})
+"""Failures that say more about this run's settings than about the bookmark: a cached
+one is tried again by the next run (refusing again costs no request)."""

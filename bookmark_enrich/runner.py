@@ -29,6 +29,14 @@ _REPLAY_CHUNK = 500
 STDIN_NOTE = "note: stdin has no source to write back to; the results go to stdout"
 
 
+def with_file_root(settings: Settings, source: Source) -> Settings:
+    """``settings`` letting ``file:`` bookmarks read the source file's own folder."""
+    if source.file_root is None or source.file_root in settings.allow_file_roots:
+        return settings
+    roots = [*settings.allow_file_roots, source.file_root]
+    return settings.model_copy(update={"allow_file_roots": roots})
+
+
 def tag_vocabulary(settings: Settings, cache: ResultCache) -> TagVocabulary:
     """The collection's tags so far, from recent summaries in the cache."""
     return TagVocabulary(cache.recent_tags(), lowercase=settings.lowercase_tags)
@@ -53,6 +61,7 @@ async def enrich(
     own services, so the local preflight is skipped.
     """
     subscribers = list(subscribers)
+    settings = with_file_root(settings, source)
     own_cache = cache is None
     cache = cache or ResultCache(settings.cache)
     stages = stages if stages is not None else build_stages(settings)
@@ -104,9 +113,11 @@ async def enrich_queued(source: Source, settings: Settings, *, url: str,
     # (their clients stay small); the pipeline's concurrency is just a ceiling, as the
     # executor paces the sending by the live workers' capacity.
     stages = build_stages(settings)
+    settings = with_file_root(settings, source)
     settings = settings.model_copy(update={"concurrency": max_inflight or 1024})
     async with remote_executor(url, stages, notify=notify, name=name, batch_size=batch_size,
-                               no_worker_timeout=no_worker_timeout, quiet=quiet) as executor:
+                               no_worker_timeout=no_worker_timeout, quiet=quiet,
+                               policy=settings.network_policy()) as executor:
         return await enrich(source, settings, stages=stages, executor=executor, **kw)
 
 

@@ -253,6 +253,19 @@ class Settings(BaseSettings):
     log_interval: float = Field(
         10.0, gt=0, description="Seconds between progress lines when stderr is not a terminal.")
 
+    # --- Security (BOOKMARK_ENRICH_*) -----------------------------------------
+    allow_private_network: bool = Field(
+        False, description="Let bookmarks reach loopback, private, CGNAT and reserved "
+        "addresses (never link-local: cloud metadata needs --allow-host).")
+    allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts or networks bookmarks may reach whatever "
+        "their address (names, IPs or CIDRs; comma-separated in the environment).",
+        json_schema_extra=_default_text("none"))
+    allow_file_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="Folders whose files file: bookmarks may read, "
+        "besides the bookmarks file's own folder (comma-separated in the environment).",
+        json_schema_extra=_default_text("none"))
+
     @field_validator("lm_studio_api_url", "cobalt_api_url", "s3_endpoint", "lm_studio_model",
                      "language", mode="before")
     @classmethod
@@ -260,6 +273,18 @@ class Settings(BaseSettings):
         # ``FOO=`` in a .env file means "not configured", not "the empty URL".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("allow_hosts", "allow_file_roots", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(v).strip() for v in value if str(v).strip()]
         return value
 
     @field_validator("media_hosts", mode="before")
@@ -286,6 +311,13 @@ class Settings(BaseSettings):
     def max_media_bytes(self) -> int:
         return self.max_media_size_mb * 1024 * 1024
 
+    def network_policy(self) -> dict[str, Any]:
+        """The settings that say what bookmarks may reach (queue workers apply the
+        coordinator's)."""
+        return {"allow_private_network": self.allow_private_network,
+                "allow_hosts": list(self.allow_hosts),
+                "allow_file_roots": [str(p) for p in self.allow_file_roots]}
+
     def masked(self) -> dict[str, Any]:
         """Every setting as JSON-able values, secrets replaced by ``********``."""
         out: dict[str, Any] = {}
@@ -295,6 +327,8 @@ class Settings(BaseSettings):
                 value = "********"
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, list):
+                value = [str(v) if isinstance(v, Path) else v for v in value]
             out[name] = value
         return out
 

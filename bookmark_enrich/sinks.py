@@ -76,12 +76,20 @@ class RecordSink:
             self.temp_path.unlink(missing_ok=True)
 
 
-def open_sink(path: str | None, fmt: OutputFormat = "jsonl") -> RecordSink:
-    """A sink on stdout (``None`` or ``-``) or an atomically replaced file."""
+def open_sink(path: str | None, fmt: OutputFormat = "jsonl", *,
+              private: bool = False) -> RecordSink:
+    """A sink on stdout (``None`` or ``-``) or an atomically replaced file.
+
+    ``private``: the file is readable by its owner only (a whole cache's export).
+    """
     if path in (None, "-"):
         return RecordSink(fmt, sys.stdout)
     assert path is not None
     final = Path(path)
     fd, tmp = temp_beside(final)
+    if not private:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # like any Unix tool's output
     stream = os.fdopen(fd, "w", encoding="utf-8", newline="")
     return RecordSink(fmt, stream, final, tmp)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.offline import sitecustomize as _offline  # noqa: F401 - patches this process
 from tests.servers.pages import PageServer
+
+# Subprocesses (the CLI, queue workers) resolve offline too.
+_OFFLINE = str(Path(__file__).resolve().parent / "offline")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_OFFLINE, os.environ.get("PYTHONPATH", "")) if p)
 
 # Fixture modules for the other servers (LLM, Cobalt, S3, Postgres, Redis) register here.
 pytest_plugins: list[str] = []
@@ -18,6 +24,7 @@ pytest_plugins.append("tests.fixtures_postgres")
 pytest_plugins.append("tests.fixtures_s3")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+LOOPBACK = "127.0.0.0/8,::1"
 
 
 def skip_or_fail(reason: str) -> None:
@@ -41,6 +48,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("BOOKMARK_ENRICH_MEDIA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("BOOKMARK_ENRICH_BACKOFF", "0.01")
     monkeypatch.setenv("COLUMNS", "120")
+    # Test servers live on loopback, test pages in temp folders: allowed here, and only
+    # here (the network policy's own tests clear these).
+    monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_HOSTS", LOOPBACK)
+    monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_FILE_ROOTS", str(tmp_path))
     yield work
 
 

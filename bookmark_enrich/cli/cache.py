@@ -84,7 +84,7 @@ def cache_export(
     from ..sinks import open_sink
 
     settings = settings_from_ctx(ctx)
-    sink = open_sink(output)
+    sink = open_sink(output, private=True)  # it holds the whole cache
     committed = False
     count = 0
     try:

@@ -20,6 +20,9 @@ from .exits import exits, fail
 from .group import CommandGroup
 from .options import (
     WRITEBACK,
+    AllowFileRootOpt,
+    AllowHostOpt,
+    AllowPrivateOpt,
     CacheOpt,
     ColumnPrefixOpt,
     ColumnsOpt,
@@ -82,6 +85,8 @@ def doctor(
     summarizer: SummarizerOpt = None,
     lm_studio_api_url: LlmUrlOpt = None,
     lm_studio_model: ModelOpt = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 on warnings too (weak credentials, exposed files).")] = False,
 ) -> None:
     """Check the cache, SOURCE and every configured service at once; exit 1 if one fails.
 
@@ -98,7 +103,7 @@ def doctor(
         dump(report.as_dict())
     else:
         print_doctor(report)
-    if not report.ok:
+    if not report.ok or (strict and report.warned):
         raise typer.Exit(EXIT_FAILURES)
 
 
@@ -196,6 +201,9 @@ def retry(
     columns: ColumnsOpt = None,
     column_prefix: ColumnPrefixOpt = "",
     create_columns: CreateColumnsOpt = False,
+    allow_private_network: AllowPrivateOpt = False,
+    allow_hosts: AllowHostOpt = None,
+    allow_file_roots: AllowFileRootOpt = None,
 ) -> None:
     """Re-run just the failures the cache holds (all, or those matching the filters).
 

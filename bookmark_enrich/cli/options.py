@@ -38,6 +38,8 @@ WRITEBACK = "Writeback"
 DATABASE = "Database sources"
 QUEUE = "Queue"
 FILTER = "Which failures"
+NETWORK = "Network policy"
+ALLOWED = "Allowed hosts and folders"
 
 DEFAULT_QUEUE_NAME = "bookmark-enrich"  # the queue package's default (not imported: heavy)
 
@@ -140,6 +142,17 @@ PerHostOpt = Annotated[int | None, setting_option("per_host", panel=FETCH)]
 TimeoutOpt = Annotated[float | None, setting_option("read_timeout", "--timeout", panel=FETCH)]
 RetriesOpt = Annotated[int | None, setting_option("retries", panel=FETCH)]
 MaxPageOpt = Annotated[float | None, setting_option("max_page_mb", panel=FETCH)]
+# A panel of its own: its long environment name needs the width of a panel without a
+# type column to show uncut at 80 columns.
+AllowPrivateOpt = Annotated[bool, setting_option("allow_private_network", panel=NETWORK)]
+AllowHostOpt = Annotated[list[str] | None, setting_option(
+    "allow_hosts", "--allow-host", metavar="<host>", panel=ALLOWED,
+    help="A host name, IP or network (CIDR) bookmarks may reach whatever its address "
+    "(repeat for more).")]
+AllowFileRootOpt = Annotated[list[Path] | None, setting_option(
+    "allow_file_roots", "--allow-file-root", metavar="<dir>", panel=ALLOWED,
+    help="A folder whose files file: bookmarks may read, besides the bookmarks file's own "
+    "(repeat for more).")]
 MaxDocumentOpt = Annotated[float | None, setting_option("max_document_mb", panel=FETCH)]
 DocumentTimeoutOpt = Annotated[float | None, setting_option("document_timeout", panel=FETCH)]
 MaxDocumentPagesOpt = Annotated[int | None, setting_option("max_document_pages", panel=FETCH)]

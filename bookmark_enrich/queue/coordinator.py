@@ -78,8 +78,10 @@ class RemoteExecutor:
         no_worker_timeout: float | None = None,
         capacity: int | None = None,
         quiet: bool = False,
+        policy: dict[str, Any] | None = None,
     ) -> None:
         self.conn = conn
+        self.policy = policy
         self.quiet = quiet
         self.fingerprints = fingerprints
         self.notify = notify
@@ -179,7 +181,8 @@ class RemoteExecutor:
             self._fail(exc)
 
     async def _send(self, items: list[_Item]) -> None:
-        payload = batch_payload(self.run_token, ((i.bookmark, i.cached, i.to_run) for i in items))
+        payload = batch_payload(self.run_token, ((i.bookmark, i.cached, i.to_run) for i in items),
+                                self.policy)
         try:
             task = await self.conn.task.kiq(payload)
         except Exception as exc:  # taskiq wraps the Redis error in a SendTaskError
@@ -322,8 +325,9 @@ class RemoteExecutor:
 @contextlib.asynccontextmanager
 async def remote_executor(url: str, stages: Sequence[Stage], *, notify: Callable[[str], None],
                           name: str | None = None, batch_size: int = 8,
-                          no_worker_timeout: float | None = None,
-                          quiet: bool = False) -> AsyncIterator[RemoteExecutor]:
+                          no_worker_timeout: float | None = None, quiet: bool = False,
+                          policy: dict[str, Any] | None = None
+                          ) -> AsyncIterator[RemoteExecutor]:
     """Connect to the queue at ``url``; yield the executor a queued run gives its pipeline.
 
     ``stages`` are the coordinator's: they plan the work and their fingerprints
@@ -335,7 +339,7 @@ async def remote_executor(url: str, stages: Sequence[Stage], *, notify: Callable
         setattr(stage, "metrics", dict)  # noqa: B010 - shadow the method on this instance
     executor = RemoteExecutor(conn, {s.name: s.fingerprint() for s in stages}, notify=notify,
                               batch_size=batch_size, no_worker_timeout=no_worker_timeout,
-                              quiet=quiet)
+                              quiet=quiet, policy=policy)
     try:
         async with executor:
             yield executor

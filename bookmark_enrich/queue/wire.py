@@ -68,11 +68,17 @@ def bookmark_from_json(data: Mapping[str, Any]) -> Bookmark:
 
 
 def batch_payload(run: str, items: Iterable[tuple[Bookmark, Mapping[str, StageOutcome],
-                                                  Iterable[str]]]) -> str:
-    """One message: each bookmark with the cached outcomes later stages read, and what to run."""
+                                                  Iterable[str]]],
+                  policy: Mapping[str, Any] | None = None) -> str:
+    """One message: each bookmark with the cached outcomes later stages read, and what to run.
+
+    ``policy`` is the coordinator's network policy (what bookmarks may reach): the
+    worker applies it, not its own.
+    """
     return dumps({
         "version": __version__,
         "run": run,
+        "policy": dict(policy) if policy is not None else None,
         "items": [{"bookmark": bookmark_to_json(bookmark),
                    "cached": {n: outcome_to_json(o) for n, o in cached.items()},
                    "run": sorted(to_run)} for bookmark, cached, to_run in items],

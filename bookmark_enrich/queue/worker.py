@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 from redis import exceptions as redis_errors
@@ -70,10 +71,14 @@ class BatchHandler:
     def __init__(self, settings: Settings, *, worker: WorkerInfo,
                  conn: QueueConnection | None = None, capacity: Capacity | None = None,
                  stages: list[Stage] | None = None) -> None:
+        self.settings = settings
         self.stages = stages if stages is not None else build_stages(settings)
-        self.pipeline = Pipeline(settings, cast(ResultCache, _NoCache()), self.stages,
-                                 run_id=0, sink=lambda _r: None)
+        self.pipeline = self._pipeline(settings, self.stages)
         self.names = {s.name for s in self.stages}
+        # The coordinator's network policy, not the worker's, says what its bookmarks may
+        # reach: one set of connecting stages per policy seen (usually one).
+        self._by_policy: dict[str, tuple[list[Stage], Pipeline]] = {}
+        self._building = asyncio.Lock()
         self.worker = worker
         self.conn = conn
         self.capacity = capacity
@@ -89,19 +94,43 @@ class BatchHandler:
                 return refusal(self.worker.label)
             if self.conn is not None and not await self.conn.run_alive(batch.get("run", "")):
                 return abandoned_reply()  # its coordinator is gone
-            results = await asyncio.gather(*(self._one(item) for item in items))
+            pipeline = await self.pipeline_for(batch.get("policy"))
+            results = await asyncio.gather(*(self._one(item, pipeline) for item in items))
             self.worker.done += len(items)
             return results_reply(self.worker.label, list(results))
         finally:
             if self.capacity is not None:
                 self.capacity.update(bookmarks=-len(items))
 
-    async def _one(self, item: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _pipeline(settings: Settings, stages: list[Stage]) -> Pipeline:
+        return Pipeline(settings, cast(ResultCache, _NoCache()), stages, run_id=0,
+                        sink=lambda _r: None)
+
+    async def pipeline_for(self, policy: dict[str, Any] | None) -> Pipeline:
+        """The pipeline whose connecting stages follow ``policy`` (None: the worker's)."""
+        if not policy:
+            return self.pipeline
+        key = json.dumps(policy, sort_keys=True)
+        async with self._building:
+            if key not in self._by_policy:
+                settings = self.settings.model_copy(update={
+                    "allow_private_network": bool(policy.get("allow_private_network")),
+                    "allow_hosts": [str(h) for h in policy.get("allow_hosts") or []],
+                    "allow_file_roots": [Path(p) for p in policy.get("allow_file_roots") or []],
+                })
+                stages = [type(s)(settings) if s.follows_network_policy else s
+                          for s in self.stages]
+                await preflight([s for s in stages if s not in self.stages])
+                self._by_policy[key] = (stages, self._pipeline(settings, stages))
+        return self._by_policy[key][1]
+
+    async def _one(self, item: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
         bookmark = bookmark_from_json(item["bookmark"])
         cached = {n: outcome_from_json(o, cached=True) for n, o in item["cached"].items()}
         to_run = set(item["run"])
         async with self.limit:
-            outcomes = await self.pipeline.execute_local(bookmark, cached, to_run & self.names)
+            outcomes = await pipeline.execute_local(bookmark, cached, to_run & self.names)
         fresh = {n: outcome_to_json(outcomes[n]) for n in to_run if n in outcomes}
         for missing in sorted(to_run - self.names):
             fresh[missing] = outcome_to_json(StageOutcome.failed(
@@ -110,7 +139,9 @@ class BatchHandler:
         return {"key": bookmark.key, "outcomes": fresh}
 
     async def aclose(self) -> None:
-        for stage in self.stages:
+        extra = [s for stages, _ in self._by_policy.values() for s in stages
+                 if s not in self.stages]
+        for stage in [*self.stages, *extra]:
             with contextlib.suppress(Exception):
                 await stage.aclose()
 

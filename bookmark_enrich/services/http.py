@@ -15,6 +15,7 @@ import httpx
 
 from ..errors import StageError
 from ..reasons import Reason
+from .netpolicy import AddressBlocked
 
 __all__ = ["error_for_exception", "error_for_status", "parse_retry_after"]
 
@@ -70,6 +71,8 @@ def error_for_exception(exc: httpx.HTTPError | httpx.InvalidURL, *, what: str = 
     """
     prefix = f"{what}: " if what else ""
     detail = str(exc) or type(exc).__name__
+    if isinstance(exc, AddressBlocked):
+        return StageError(Reason.BLOCKED_ADDRESS, prefix + exc.message)
     if isinstance(exc, httpx.TooManyRedirects):
         limit = f"more than {max_redirects} redirects" if max_redirects is not None else detail
         return StageError(Reason.TOO_MANY_REDIRECTS, prefix + limit)

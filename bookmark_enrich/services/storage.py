@@ -72,7 +72,9 @@ class LocalStore:
     async def preflight(self) -> None:
         try:
             assert self.temp_dir is not None
-            self.temp_dir.mkdir(parents=True, exist_ok=True)
+            # The user's media: the owner's only (files arrive 0600 from mkstemp).
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.temp_dir.mkdir(exist_ok=True, mode=0o700)
             probe = self.temp_dir / f"probe-{uuid.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -87,7 +89,7 @@ class LocalStore:
             if target.exists():
                 path.unlink(missing_ok=True)  # noqa: ASYNC240 - one unlink
                 return str(target), True
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Same filesystem: an atomic rename; elsewhere a copy into place.
             await asyncio.to_thread(shutil.move, str(path), str(target))
         except OSError as exc:

@@ -99,6 +99,9 @@ class Source(ABC):
     base_dir: Path | None = None
     url_field: str | None = None
     """The field or column holding the URL, when known (writeback keys records by it)."""
+    file_root: Path | None = None
+    """The folder whose files this source's ``file:`` bookmarks may read (a local
+    bookmarks file's own folder; None for stdin and databases)."""
 
     @abstractmethod
     def read(self) -> ReadResult:

@@ -54,6 +54,7 @@ class CachedSource(Source):
         self.url_field = url_field
         path = Path(location)
         self.base_dir = path.parent if path.is_absolute() else None
+        self.file_root = self.base_dir  # a retry reads what the original file could
         try:
             self.conn = sqlite3.connect(cache, timeout=30, isolation_level=None,
                                         check_same_thread=False)

@@ -20,6 +20,7 @@ from ..dbapi import (
     PostgresDatabase,
     SqliteDatabase,
     TableTarget,
+    check_where,
     quote_ident,
     validate_ident,
 )
@@ -66,7 +67,7 @@ class DbSource(Source):
             self.id_column = validate_ident(given["id_column"], "id column")[0]
         if given.get("url_column") is not None:
             self.url_column = validate_ident(given["url_column"], "URL column")[0]
-        self.where: str | None = given.get("where") or None
+        self.where: str | None = check_where(given["where"]) if given.get("where") else None
         self.driver_params = {k: v for k, v in given.items() if k not in _OPTION_NAMES}
         self.base_url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         self.password = parts.password
@@ -152,7 +153,7 @@ class DbSource(Source):
     def _page(self, conn: Any, after: Any, limit: int) -> tuple[list[str], list[Sequence[Any]]]:
         sql = self._select(limit, after is not None)
         try:
-            cur = conn.execute(sql, () if after is None else (after,))
+            cur = self.db.query(conn, sql, () if after is None else (after,))
             rows = cur.fetchall()
             names = [d[0] for d in cur.description]
         except Exception as exc:
@@ -181,8 +182,9 @@ class DbSource(Source):
     def estimate_total(self) -> int | None:
         where = f" WHERE ({self.where})" if self.where else ""
         try:
-            row = self._reader.execute(
-                f"SELECT count(*) FROM {quote_ident(self.db.table)}{where}").fetchone()
+            row = self.db.query(
+                self._reader, f"SELECT count(*) FROM {quote_ident(self.db.table)}{where}"
+            ).fetchone()
         except Exception:
             self.db.rollback(self._reader)
             return None

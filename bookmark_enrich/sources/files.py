@@ -111,6 +111,7 @@ class FileSource(Source):
             except OSError as exc:
                 raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
             self.base_dir = self.path.resolve().parent
+            self.file_root = self.base_dir
             stat = os.fstat(raw.fileno())
             self.stat = (stat.st_size, stat.st_mtime_ns)
         self.options.base_dir = self.base_dir

@@ -61,6 +61,8 @@ class Stage(ABC):
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ()
     needs_payload: ClassVar[tuple[str, ...]] = ()
+    follows_network_policy: ClassVar[bool] = False
+    """True for stages that connect on a bookmark's behalf (see Settings.network_policy)."""
 
     notice: Callable[[str], None] | None = None
     """Set by the runner: one line for the user (what was discovered, chosen, refused)."""

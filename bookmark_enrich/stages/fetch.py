@@ -16,7 +16,9 @@ from ..attempts import with_retries
 from ..errors import StageError
 from ..extraction.documents import DOCUMENT_TYPES, document_kind, may_be_document
 from ..models import StageOutcome, fingerprint_of
+from ..reasons import Reason
 from ..services.http import error_for_exception, error_for_status
+from ..services.netpolicy import NetworkPolicy, Resolver, policy_transport
 from ..settings import Settings
 from .base import Stage, StageContext
 
@@ -68,32 +70,39 @@ class _HostLimits:
 class FetchStage(Stage):
     name: ClassVar[str] = "fetch"
     version: ClassVar[str] = "1"
+    follows_network_policy: ClassVar[bool] = True
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
+                 resolver: Resolver | None = None):
         super().__init__(settings)
         # httpcore's pool scans every connection for every queued request, which
         # turns quadratic at high concurrency; several small pools used in turn
         # keep keep-alive reuse and make that scan cheap (measured: bench part a).
         shards = max(1, -(-settings.concurrency // _POOL_SIZE))
         per_pool = -(-settings.concurrency // shards)
+        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        policy = NetworkPolicy.from_settings(settings.allow_private_network,
+                                             settings.allow_hosts)
         self.clients = [
             httpx.AsyncClient(
                 follow_redirects=True,
                 max_redirects=settings.max_redirects,
                 timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-                limits=httpx.Limits(max_connections=per_pool,
-                                    max_keepalive_connections=per_pool),
+                limits=limits,
                 headers={
                     "User-Agent": settings.user_agent,
                     "Accept": "text/html,application/xhtml+xml,application/pdf,"
                               "text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.5",
                 },
-                transport=transport,
+                # Every connection, redirect hops included, goes through the policy.
+                transport=transport or policy_transport(policy, limits=limits,
+                                                        resolver=resolver),
                 trust_env=False,
             )
             for _ in range(shards)
         ]
         self._turn = itertools.cycle(self.clients)
+        self.file_roots = [Path(root).resolve() for root in settings.allow_file_roots]
         self.hosts = _HostLimits(settings.per_host)
         self.bytes_read = 0
 
@@ -140,6 +149,16 @@ class FetchStage(Stage):
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise error_for_exception(exc, max_redirects=self.settings.max_redirects) from None
 
+    def _check_file_root(self, path: Path) -> None:
+        """A ``file:`` bookmark reads only inside the bookmarks file's folder (or a root)."""
+        real = path.resolve()
+        if any(real.is_relative_to(root) for root in self.file_roots):
+            return
+        where = "outside the allowed folders" if self.file_roots else \
+            "not from a bookmarks file (stdin or a database)"
+        raise StageError(Reason.BLOCKED_FILE, f"{path} is {where}; allow it with "
+                         "--allow-file-root DIR (BOOKMARK_ENRICH_ALLOW_FILE_ROOTS)")
+
     def _cap(self, document: bool) -> int:
         s = self.settings
         return s.max_document_bytes if document else s.max_page_bytes
@@ -178,6 +197,7 @@ class FetchStage(Stage):
         path = Path(unquote(urlsplit(url).path))
         guess = mimetypes.guess_type(path.name)[0]
         cap = self._cap(guess is None or document_kind(guess, url) is not None)
+        self._check_file_root(path)
         try:
             size = path.stat().st_size
             if size > cap:

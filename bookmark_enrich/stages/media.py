@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+import httpcore
 import httpx
 
 from ..attempts import with_retries
@@ -39,6 +40,13 @@ from ..services import ytdlp
 from ..services.cobalt import CobaltClient, CobaltItem, CobaltUnavailable, probe
 from ..services.http import error_for_exception, error_for_status
 from ..services.mediabackend import PROBE_SECONDS
+from ..services.netpolicy import (
+    AddressBlocked,
+    NetworkPolicy,
+    Resolver,
+    policy_transport,
+    system_resolver,
+)
 from ..services.storage import MediaStore, StorageUnavailable, open_store, temp_file
 from ..settings import Settings
 from .base import Stage, StageContext
@@ -146,9 +154,10 @@ class _Download:
 class MediaStage(Stage):
     name: ClassVar[str] = "media"
     version: ClassVar[str] = "1"
+    follows_network_policy: ClassVar[bool] = True
     requires: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, resolver: Resolver | None = None) -> None:
         super().__init__(settings)
         self.backend: str | None = None
         """``cobalt``, ``ytdlp`` or None (no back end: media skipped)."""
@@ -159,10 +168,20 @@ class MediaStage(Stage):
         self._choosing = asyncio.Lock()
         self._slots = asyncio.Semaphore(settings.media_concurrency)
         self._storing: dict[str, asyncio.Lock] = {}
+        self.policy = NetworkPolicy.from_settings(settings.allow_private_network,
+                                                  settings.allow_hosts)
+        self.resolver = resolver or system_resolver
+        limits = httpx.Limits(max_connections=settings.media_concurrency * 2)
+        common: dict[str, Any] = {
+            "follow_redirects": True, "max_redirects": settings.max_redirects,
+            "timeout": httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            "headers": {"User-Agent": settings.user_agent}, "trust_env": False}
+        # Media links come from bookmarks: the network policy holds for them. Files that
+        # Cobalt itself serves (tunnels) come from a service the user configured.
         self.http = httpx.AsyncClient(
-            follow_redirects=True, max_redirects=settings.max_redirects,
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
-            headers={"User-Agent": settings.user_agent}, trust_env=False)
+            transport=policy_transport(self.policy, limits=limits, resolver=self.resolver),
+            **common)
+        self.service_http = httpx.AsyncClient(limits=limits, **common)
         self.files = 0
         self.bytes = 0
         self.reused = 0
@@ -301,7 +320,22 @@ class MediaStage(Stage):
     def _may_fallback(self) -> bool:
         return self.settings.media_backend == "auto" and ytdlp.available()
 
+    def _client_for(self, url: str) -> httpx.AsyncClient:
+        """The Cobalt instance's own files skip the bookmark network policy."""
+        if self.cobalt is not None and url_host(url) == url_host(self.cobalt.base_url):
+            return self.service_http
+        return self.http
+
     async def _via_ytdlp(self, url: str) -> dict[str, Any]:
+        # yt-dlp makes its own connections: the bookmark's host is checked first (the
+        # pages it goes on to read are the video site's, out of our hands).
+        parts = urlsplit(url)
+        try:
+            await self.policy.check(parts.hostname or "", parts.port or 443, self.resolver)
+        except AddressBlocked as exc:
+            raise StageError(Reason.BLOCKED_ADDRESS, exc.message) from None
+        except (httpx.HTTPError, httpcore.ConnectError) as exc:
+            raise StageError(Reason.CONNECTION_ERROR, str(exc), retryable=True) from None
         self._start()
         try:
             got = await ytdlp.download(url, max_bytes=self.settings.max_media_bytes,
@@ -336,7 +370,7 @@ class MediaStage(Stage):
         self._start()
         try:
             with os.fdopen(fd, "wb") as out:
-                async with self.http.stream("GET", url) as resp:
+                async with self._client_for(url).stream("GET", url) as resp:
                     # An expired tunnel (404/410) is gone for good; asking Cobalt again
                     # gives a new one, so that much is worth a retry.
                     problem = error_for_status(resp.status_code, resp.headers,
@@ -418,6 +452,7 @@ class MediaStage(Stage):
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        await self.service_http.aclose()
         if self.cobalt is not None:
             await self.cobalt.aclose()
         if self.store is not None:
