@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any, ClassVar
 
+from .. import language
 from ..errors import StageError
 from ..models import StageOutcome
 from ..workers import BrokenProcessPool, run_cpu
@@ -18,13 +19,13 @@ __all__ = ["ExtractStage"]
 @register_stage
 class ExtractStage(Stage):
     name: ClassVar[str] = "extract"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     requires: ClassVar[tuple[str, ...]] = ("fetch",)
     needs_payload: ClassVar[tuple[str, ...]] = ("fetch",)
 
     def fingerprint(self) -> str:
         return fingerprint_of(self.name, self.version, version("trafilatura"),
-                              self.settings.extract_fallbacks)
+                              language.fingerprint(), self.settings.extract_fallbacks)
 
     async def run(self, ctx: StageContext) -> StageOutcome:
         fetched = ctx.output("fetch")
