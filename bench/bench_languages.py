@@ -67,7 +67,7 @@ CONTENT = frozenset({
     "added", "billion", "computer", "empleo", "estado", "estados", "information",
     "microsoft", "parole", "part", "run", "test", "trabajo", "web", "words", "work",
     "world", "great", "half", "year", "past", "ten", "men", "pro", "haut", "faire",
-    "roku", "lat",
+    "roku", "lat", "page", "states", "front", "years", "fire", "cc",
 })
 """Words in the judge's stop lists that carry meaning as a tag (read on this corpus)."""
 

@@ -111,10 +111,12 @@ _CODE = re.compile(
 _SYMBOL = re.compile(r"[|=<>{}\[\]$#*+^~\\`@•·›‹►▸/_]")
 """Characters rare in prose but common in code, menus, tables and link lists."""
 _CONSENT = re.compile(
-    r"\b(?:consent\w*|accept\w*|agree\w*|einwillig\w*|zustimm\w*|akzeptier\w*|"
-    r"einverstanden|datenschutz\w*|privacy|browser\w*|website|webseite|navigat\w*|"
-    r"consentement|accepte\w*|acepta\w*|aceitar|accetta\w*|consenso|utilis\w*|utiliza\w*|"
-    r"usamos|verwende\w*|nutz\w*|we use|uses)\b")
+    r"\b(?:consent\w*|we use|we and our partners|(?:this|our) (?:site|website)|"
+    r"you (?:accept|agree|consent)|by (?:continuing|using|clicking)|accept all|"
+    r"wir verwenden|wir nutzen|(?:diese|unsere) (?:web)?seite|einwillig\w*|zustimm\w*|"
+    r"akzeptier\w*|einverstanden|nous utilisons|ce site|en poursuivant|accepte[rz]|"
+    r"utilizamos|usamos|este sitio|al continuar|aceptar|questo sito|utilizziamo|accetta\w*)\b")
+"""Words of a consent notice (with "cookie"): the site speaking about itself."""
 _PRIVACY = ("privacy policy", "datenschutzerklärung", "politique de confidentialité",
             "política de privacidad", "informativa sulla privacy")
 _AGREE = re.compile(r"\b(?:agree|accept\w*|akzeptier\w*|zustimm\w*|einverstanden|"
@@ -145,11 +147,14 @@ def _is_notice(lowered: str) -> bool:
     return any(p in lowered for p in _PRIVACY) and bool(_AGREE.search(lowered))
 
 
-def is_prose(sentence: str, function: frozenset[str] = frozenset()) -> bool:
+def is_prose(sentence: str, function: frozenset[str] = frozenset(),
+             foreign: frozenset[str] = frozenset()) -> bool:
     """Whether ``sentence`` reads as prose: no code token (``===``, ``=>``, ``{{``, ``;``
     at the end, ``a.camelCase`` members), no consent notice, mostly words rather than
     numbers and symbols (menus, tables, link lists), and, given the page language's
-    function words, some of them (a sentence of eight words or more has at least one)."""
+    function words, written in that language: a sentence of eight words or more has
+    one of them at least, and not many more of the ``foreign`` ones (English, on a page
+    in another language: a quote, a notice left untranslated)."""
     text = " ".join(sentence.split())
     if not text or _looks_like_code(text) or _is_notice(text.lower()):
         return False
@@ -160,11 +165,14 @@ def is_prose(sentence: str, function: frozenset[str] = frozenset()) -> bool:
         return len(_LETTER.findall(text)) >= 0.6 * visible
     tokens = text.count(" ") + 1
     words = len(_WORD_TOKENS.findall(text))
-    if words < 0.6 * tokens or len(_NUMBER_TOKENS.findall(text)) > 0.25 * tokens:
+    if words < 0.6 * tokens or len(_NUMBER_TOKENS.findall(text)) > max(3, 0.3 * tokens):
         return False
-    if function and words >= 8:
-        return any(m.group().casefold() in function for m in _BARE.finditer(text))
-    return True
+    if not function or words < 8:
+        return True
+    bare = [m.group().casefold() for m in _BARE.finditer(text)]
+    mine = sum(1 for w in bare if w in function)
+    theirs = sum(1 for w in bare if w in foreign and w not in function)
+    return mine >= 1 and not (theirs >= 0.2 * words and theirs > mine)
 
 
 def prose_lines(text: str) -> Iterable[str]:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from bookmark_enrich import load_settings
 from bookmark_enrich.errors import StageError
-from bookmark_enrich.stages._extract_worker import extract
 from bookmark_enrich.language import choose_language
+from bookmark_enrich.stages._extract_worker import extract
 from bookmark_enrich.summarizers.builtin import (
     BuiltinSummarizer,
     split_sentences,

@@ -236,8 +236,8 @@ def _central(sentences: list[str], stop: frozenset[str]) -> tuple[str, str]:
             "\n".join(pool[i] for i in sorted(central)))
 
 
-def _good_description(description: object, title: object,
-                      function: frozenset[str]) -> str | None:
+def _good_description(description: object, title: object, function: frozenset[str],
+                      foreign: frozenset[str]) -> str | None:
     """The page's description when it reads like a summary, not a teaser, a slogan or
     a consent notice."""
     if not isinstance(description, str):
@@ -247,7 +247,7 @@ def _good_description(description: object, title: object,
         return None
     if text.endswith(("...", "…")) and len(text.split()) < 12:
         return None
-    if not is_prose(text, function):
+    if not is_prose(text, function, foreign):
         return None
     cjk = len(_CJK.findall(text))
     if cjk >= 20 or len(text.split()) >= 8:
@@ -313,11 +313,6 @@ def _meaningful(tag: str, stop: frozenset[str], text: str) -> bool:
 
 
 # --------------------------------------------------------------- the worker
-def _page_function_words(language: str | None, sentences: list[str]) -> frozenset[str]:
-    """The stop list of the page's language, or its own frequent short words."""
-    return function_words(language) or frequent_words(sentences)
-
-
 def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
                    lowercase: bool) -> dict[str, Any] | None:
     """Summary, keywords, tags and language of one page; None when there is nothing to say.
@@ -328,9 +323,11 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     language = primary_code(meta.get("language")) or choose_language(
         text, None, title=title, description=meta.get("description"))
     candidates = [s for s in split_sentences(text) if _is_sentence(s)]
-    stop = _page_function_words(language, candidates)
-    description = _good_description(meta.get("description"), title, stop)
-    sentences = _unique([s for s in candidates if is_prose(s, stop)], title)
+    stop = function_words(language) or frequent_words(candidates)
+    # English is what other-language pages quote or leave untranslated most.
+    foreign = function_words("en") if language != "en" else frozenset()
+    description = _good_description(meta.get("description"), title, stop, foreign)
+    sentences = _unique([s for s in candidates if is_prose(s, stop, foreign)], title)
     # Without sentences the text is form labels and captions: keywords from the head only.
     body = ""
     if len(sentences) >= 2:
