@@ -133,6 +133,10 @@ _NUMBER_TOKENS = re.compile(r"(?<!\S)[^\s\d]{0,3}\d")
 _BARE = re.compile(r"[^\W\d_]+")
 
 
+_SEPARATORS = re.compile(r"(?:^|\s)[>›|/·•](?=\s|$)")
+"""A menu or link-list separator standing alone: Home | News, Tags / Intel / SSD."""
+
+
 def _looks_like_code(text: str) -> bool:
     if any(mark in text for mark in _CODE_MARKS):
         return True
@@ -159,7 +163,7 @@ def is_prose(sentence: str, function: frozenset[str] = frozenset(),
     if not text or _looks_like_code(text) or _is_notice(text.lower()):
         return False
     visible = len(text) - text.count(" ")
-    if len(_SYMBOL.findall(text)) > 0.04 * visible:
+    if len(_SYMBOL.findall(text)) > 0.06 * visible or len(_SEPARATORS.findall(text)) >= 2:
         return False
     if len(_CJK.findall(text)) >= 10:  # no spaces between words: judge by characters
         return len(_LETTER.findall(text)) >= 0.6 * visible

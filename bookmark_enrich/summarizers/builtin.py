@@ -65,6 +65,8 @@ MAX_SUMMARY_CHARS = 900
 _MIN_WORDS = 5
 _MAX_WORDS = 80
 _MIN_CJK_CHARS = 12
+_MAX_CJK_TAG = 8
+"""Longer runs of CJK characters are clauses, not tags."""
 
 # ------------------------------------------------------------------ sentences
 _BOUNDARY = re.compile(
@@ -282,7 +284,7 @@ def _keywords(text: str, language: str, stop: frozenset[str]) -> list[str]:
         phrase = " ".join(str(phrase).split()).strip("#,;:.!?\"'()[]")
         ident = tag_identity(phrase)
         if len(phrase) < 3 or not _WORD.search(phrase) or ident in seen or \
-                is_function_phrase(phrase, stop):
+                is_function_phrase(phrase, stop) or len(_CJK.findall(phrase)) > 2 * _MAX_CJK_TAG:
             continue
         seen.add(ident)
         (repeated if lowered.count(phrase.lower()) >= 2 else once).append(phrase)
@@ -304,8 +306,7 @@ def _meta_tags(meta: dict[str, Any]) -> list[str]:
 def _meaningful(tag: str, stop: frozenset[str], text: str) -> bool:
     """A tag that says something: not only function words, not a lower-case word of one
     or two characters; a short acronym only when the page writes it so (``AI``)."""
-    tag = " ".join(tag.split()).strip("#")
-    if not tag or is_short_word(tag):
+    if not tag or is_short_word(tag) or len(_CJK.findall(tag)) > _MAX_CJK_TAG:
         return False
     if is_acronym(tag):
         return re.search(rf"(?<!\w){re.escape(tag)}(?!\w)", text) is not None
@@ -343,7 +344,9 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     keywords = _keywords(f"{head}\n{body}", language or "en", stop)
     short = [k for k in keywords if len(k.split()) <= 2]
     page = f"{head}\n{text}"
-    tags = normalize_tags([t for t in [*_meta_tags(meta), *short] if _meaningful(t, stop, page)],
+    # Breadcrumb marks around a category ("› Gebäck") are not part of it.
+    cleaned = [" ".join(t.split()).strip("#›>»|/·•- ") for t in [*_meta_tags(meta), *short]]
+    tags = normalize_tags([t for t in cleaned if _meaningful(t, stop, page)],
                           limit=max_tags, lowercase=lowercase)
     return {"summary": summary, "keywords": keywords, "tags": tags, "language": language}
 
