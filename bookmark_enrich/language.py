@@ -159,7 +159,8 @@ def is_prose(sentence: str, function: frozenset[str] = frozenset(),
     function words, written in that language: a sentence of eight words or more has
     one of them at least, and not many more of the ``foreign`` ones (English, on a page
     in another language: a quote, a notice left untranslated)."""
-    text = " ".join(sentence.split())
+    # A table cell's borders are not part of what it says.
+    text = " ".join(sentence.split()).strip("| ")
     if not text or _looks_like_code(text) or _is_notice(text.lower()):
         return False
     visible = len(text) - text.count(" ")

@@ -115,8 +115,8 @@ def split_sentences(text: str) -> list[str]:
 def _is_sentence(sentence: str) -> bool:
     """A real sentence, not a heading, a caption or a menu item."""
     cjk = len(_CJK.findall(sentence))
-    if cjk >= _MIN_CJK_CHARS:
-        return True
+    if cjk >= _MIN_CJK_CHARS:  # a heading or a menu row has no stop unless it is long
+        return bool(_END.search(sentence)) or cjk >= 4 * _MIN_CJK_CHARS
     words = len(sentence.split())
     if words < _MIN_WORDS or words > _MAX_WORDS or not _WORD.search(sentence):
         return False
@@ -323,7 +323,8 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     title = meta.get("title")
     language = primary_code(meta.get("language")) or choose_language(
         text, None, title=title, description=meta.get("description"))
-    candidates = [s for s in split_sentences(text) if _is_sentence(s)]
+    # A table cell's borders are not part of its sentence.
+    candidates = [c for c in (s.strip("| ") for s in split_sentences(text)) if _is_sentence(c)]
     stop = function_words(language) or frequent_words(candidates)
     # English is what other-language pages quote or leave untranslated most.
     foreign = function_words("en") if language != "en" else frozenset()
