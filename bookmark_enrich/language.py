@@ -181,10 +181,12 @@ def is_prose(sentence: str, function: frozenset[str] = frozenset(),
 
 
 def prose_lines(text: str) -> Iterable[str]:
-    """The lines of ``text`` that read as prose and are long enough to count."""
+    """The lines of ``text`` that read as prose and are long enough to count (five
+    words, or ten CJK characters), without table-cell borders."""
     for line in text.splitlines():
-        line = " ".join(line.split())
-        if (len(line.split()) >= 5 or len(_CJK.findall(line)) >= 10) and is_prose(line):
+        line = " ".join(line.split()).strip("| ")
+        if (len(_WORD_TOKENS.findall(line)) >= 5 or len(_CJK.findall(line)) >= 10) \
+                and is_prose(line):
             yield line
 
 
