@@ -73,14 +73,17 @@ CONTENT = frozenset({
 
 
 def judge_stop(language: str) -> frozenset[str]:
+    """The judge's function words, read here so that old and new code are judged alike."""
+    import yake
     from stop_words import LANGUAGE_MAPPING, get_stop_words
-
-    from bookmark_enrich.language import _yake_list
 
     code = {"no": "nb"}.get(language, language)
     words = set(get_stop_words(code)) if code in LANGUAGE_MAPPING else set()
-    words.update(w.lower() for w in _yake_list(language))
-    return frozenset(words - CONTENT)
+    lists = Path(yake.__file__).parent / "core" / "StopwordsList"
+    path = lists / f"stopwords_{ {'cs': 'cz'}.get(language, language)}.txt"
+    if path.exists():
+        words.update(path.read_text(encoding="utf-8", errors="replace").split())
+    return frozenset(w.casefold() for w in words) - CONTENT
 
 
 def function_only(phrase: str, stop: frozenset[str]) -> bool:
