@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["TagHints", "TagVocabulary", "normalize_tag", "normalize_tags", "tag_identity"]
+__all__ = ["TagHints", "TagVocabulary", "is_acronym", "is_short_word", "normalize_tag",
+           "normalize_tags", "tag_identity"]
 
 _SPACES = re.compile(r"\s+")
-_SEPARATORS = re.compile(r"[\s\-_]+")
+_KEEP = frozenset("#+")
+"""Symbols that name things (C#, C++) and so tell tags apart."""
+
+
+def is_acronym(tag: str) -> bool:
+    """An upper-case tag of one or two letters or digits (``AI``, ``EU``, ``5G``)."""
+    core = [c for c in tag if c.isalnum()]
+    return 1 <= len(core) <= 2 and any(c.isalpha() for c in core) and \
+        "".join(core).isupper()
+
+
+def is_short_word(tag: str) -> bool:
+    """A tag of one or two letters or digits that is not an acronym: ``us``, ``de``, ``x``."""
+    return len([c for c in tag if c.isalnum()]) <= 2 and not is_acronym(tag)
 
 
 def normalize_tag(tag: str, *, lowercase: bool = True) -> str:
-    """Trim, strip ``#``, collapse whitespace, lower-case (unless told not to)."""
+    """Trim, strip ``#``, collapse whitespace, lower-case (unless told not to). An
+    acronym of one or two letters keeps its case: ``AI`` stays ``AI``, not ``ai``."""
     tag = _SPACES.sub(" ", str(tag).strip().lstrip("#").strip())
-    return tag.lower() if lowercase else tag
+    return tag.lower() if lowercase and not is_acronym(tag) else tag
+
+
+def _fold(char: str) -> str:
+    # Accents go (é → e, ß → ss); a mark on a non-Latin letter stays (ガ is not カ).
+    return "".join(c for c in unicodedata.normalize("NFKD", char)
+                   if unicodedata.category(c) != "Mn")
 
 
 def tag_identity(tag: str) -> str:
-    """Two tags are the same when they differ only by case, spaces, hyphens, underscores."""
-    return _SEPARATORS.sub("", tag.casefold())
+    """Two tags are the same when they differ only by case, accents, spaces or
+    punctuation: ``E-Mail`` = ``email``, ``Kräuter`` = ``krauter``; ``C#`` ≠ ``C``."""
+    out: list[str] = []
+    for char in tag.casefold():
+        if char.isalnum():
+            latin = ord(char) < 0x0370 or 0x1E00 <= ord(char) < 0x1F00
+            out.append(_fold(char) if latin else char)
+        elif char in _KEEP:
+            out.append(char)
+    return "".join(out)
 
 
 def normalize_tags(tags: Iterable[object], *, limit: int | None = None, lowercase: bool = True,

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from bookmark_enrich import load_settings
 from bookmark_enrich.errors import StageError
 from bookmark_enrich.extraction import extract
+from bookmark_enrich.language import choose_language
 from bookmark_enrich.summarizers.builtin import (
     BuiltinSummarizer,
-    detect_language,
     split_sentences,
     summarize_page,
 )
@@ -75,9 +75,9 @@ def test_language_is_detected_when_the_page_does_not_say() -> None:
     meta, text = page("balkon-kraeuter.html")
     result = summarize_page(text, {**meta, "language": None}, 5, True)
     assert result is not None and result["language"] == "de"
-    assert detect_language("Le chat dort sur le canapé et il ne veut pas sortir de la maison.") \
+    assert choose_language("Le chat dort sur le canapé et il ne veut pas sortir de la maison.") \
         == "fr"
-    assert detect_language("12 34 56") is None
+    assert choose_language("12 34 56") is None
 
 
 def test_sentence_split_keeps_abbreviations_together() -> None:

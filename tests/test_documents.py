@@ -11,7 +11,7 @@ import pytest
 from bookmark_enrich.extraction import extract_document
 from bookmark_enrich.extraction.documents import DocumentError, document_kind, extract_text
 from bookmark_enrich.extraction.pdf import pdf_date
-from bookmark_enrich.summarizers.builtin import detect_language
+from bookmark_enrich.language import choose_language as detect_language
 from tests.pdfgen import text_page, write_pdf
 
 DOCS = Path(__file__).parent / "fixtures" / "documents"

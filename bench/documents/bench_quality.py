@@ -23,9 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from bookmark_enrich.stages._extract_worker import extract as extract_html  # noqa: E402
-
 from bench.documents.print_pdfs import CORPUS  # noqa: E402
+from bookmark_enrich.extraction import extract as extract_html  # noqa: E402
 from bookmark_enrich.extraction import extract_document  # noqa: E402
 
 _WORD = re.compile(r"\w+")

@@ -61,13 +61,18 @@ def extract(body: bytes, charset: str | None, url: str,
         return None
     data = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
     text = (data.get("text") or "").strip()
+    # The text decides the language, the page's declaration only hints (language.py).
+    from ..language import choose_language
+
+    chosen = choose_language(text, data.get("language") or language,
+                             title=data.get("title"), description=data.get("description"))
     meta = {
         "title": data.get("title") or None,
         "author": data.get("author") or None,
         "date": data.get("date") or None,
         "site_name": data.get("sitename") or data.get("hostname") or None,
         "description": data.get("description") or None,
-        "language": data.get("language") or language,
+        "language": chosen,
         "image": data.get("image") or None,
         "categories": _as_list(data.get("categories")),
         "page_tags": _as_list(data.get("tags")),

@@ -9,11 +9,11 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any, ClassVar
 
+from .. import language
 from ..errors import StageError
 from ..extraction import extract, extract_document
 from ..extraction.documents import DocumentError, document_kind
 from ..models import StageOutcome, fingerprint_of
-from ..summarizers.builtin import detect_language
 from ..workers import BrokenProcessPool, TimeLimitExceeded, run_cpu, run_cpu_limited
 from .base import Stage, StageContext
 from .fetch import Page, is_textual
@@ -23,14 +23,15 @@ __all__ = ["ExtractStage"]
 
 class ExtractStage(Stage):
     name: ClassVar[str] = "extract"
-    version: ClassVar[str] = "2"  # 2: documents are read (1 skipped them as not_html)
+    # 2: documents are read (1 skipped them as not_html); the language comes from the text.
+    version: ClassVar[str] = "2"
     requires: ClassVar[tuple[str, ...]] = ("fetch",)
     needs_payload: ClassVar[tuple[str, ...]] = ("fetch",)
 
     def fingerprint(self) -> str:
         return fingerprint_of(self.name, self.version, version("trafilatura"),
-                              self.settings.extract_fallbacks, version("pypdfium2"),
-                              self.settings.max_document_pages)
+                              language.fingerprint(), self.settings.extract_fallbacks,
+                              version("pypdfium2"), self.settings.max_document_pages)
 
     async def run(self, ctx: StageContext) -> StageOutcome:
         fetched = ctx.output("fetch")
@@ -66,7 +67,8 @@ class ExtractStage(Stage):
         try:
             meta, text = await run_cpu_limited(
                 s.extract_processes, s.document_timeout, extract_document,
-                page.body, kind, url, page.charset, s.max_document_pages, detect_language)
+                page.body, kind, url, page.charset, s.max_document_pages,
+                language.choose_language)
         except DocumentError as exc:
             raise StageError(exc.reason, exc.message) from None
         except TimeLimitExceeded:

@@ -1,14 +1,22 @@
 """The built-in offline summarizer: no server, no model download.
 
+- **Language**: the extract stage's ``language`` (:func:`language.choose_language`:
+  the text's when the detector is confident, else the declared one); chosen here the
+  same way when the page came without one.
 - **Summary**: the 2–3 most central sentences of the extracted text (TextRank over
   sentences, in the order the page has them), or the page's own description when the
-  text has fewer than two real sentences and the description is a good one.
+  text has fewer than two real sentences and the description is a good one. Only prose
+  in the page's language takes part (:func:`language.is_prose`: no code, template
+  expressions, consent notices, menus or link lists), and a sentence that repeats
+  another one, word for word or nearly, counts once.
 - **Keywords**: YAKE over the title, the description and the most central sentences,
-  with the stop words of the page's language (detected from stop words when the page
-  does not say).
+  with the function words of the page's language (its stop list, or the page's own
+  frequent short words when the language has none); a phrase made only of function
+  words is dropped.
 - **Tags**: the page's own metadata (categories, article tags, keywords meta) first,
   then the top short keywords, normalized with :func:`tags.normalize_tags` like the
-  LLM's.
+  LLM's; never only function words, never a lower-case word of one or two characters
+  (an upper-case acronym the page uses, such as ``AI``, stays).
 
 The CPU part runs in the shared process pool (:func:`workers.run_cpu`), so the event
 loop never blocks. YAKE costs more than the rest together, so it reads at most
@@ -20,25 +28,32 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 from ..errors import StageError
+from ..language import (
+    choose_language,
+    fingerprint,
+    frequent_words,
+    function_words,
+    is_function_phrase,
+    is_prose,
+    primary_code,
+)
 from ..models import fingerprint_of
 from ..settings import Settings
-from ..tags import normalize_tags, tag_identity
+from ..tags import is_acronym, is_short_word, normalize_tags, tag_identity
 from ..workers import BrokenProcessPool, run_cpu
 from .base import Summary
 
 __all__ = [
     "BUILTIN_VERSION",
     "BuiltinSummarizer",
-    "detect_language",
     "split_sentences",
     "summarize_page",
 ]
 
-BUILTIN_VERSION = "1"
+BUILTIN_VERSION = "2"
 SUMMARY_SENTENCES = 3
 MAX_KEYWORDS = 10
 MAX_RANKED_SENTENCES = 300
@@ -50,6 +65,8 @@ MAX_SUMMARY_CHARS = 900
 _MIN_WORDS = 5
 _MAX_WORDS = 80
 _MIN_CJK_CHARS = 12
+_MAX_CJK_TAG = 8
+"""Longer runs of CJK characters are clauses, not tags."""
 
 # ------------------------------------------------------------------ sentences
 _BOUNDARY = re.compile(
@@ -63,6 +80,9 @@ _ABBREV = frozenset({
 })
 _WORD = re.compile(r"[^\W\d_][\w'’-]*", re.UNICODE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+_YAKE_CODES = {"cs": "cz"}
+"""ISO 639-1 codes YAKE spells its own way."""
+_NON_WORD = re.compile(r"[\W_]+")
 _END = re.compile(r"[.!?…。！？][\"'»”’)\]]*$")
 
 
@@ -95,55 +115,13 @@ def split_sentences(text: str) -> list[str]:
 def _is_sentence(sentence: str) -> bool:
     """A real sentence, not a heading, a caption or a menu item."""
     cjk = len(_CJK.findall(sentence))
-    if cjk >= _MIN_CJK_CHARS:
-        return True
+    if cjk >= _MIN_CJK_CHARS:  # a heading or a menu row has no stop unless it is long
+        return bool(_END.search(sentence)) or cjk >= 4 * _MIN_CJK_CHARS
     words = len(sentence.split())
     if words < _MIN_WORDS or words > _MAX_WORDS or not _WORD.search(sentence):
         return False
     # Headings and captions rarely end with a stop; a long run-on paragraph still counts.
     return bool(_END.search(sentence)) or words >= 4 * _MIN_WORDS
-
-
-# ------------------------------------------------------------------- language
-_STOPWORD_DIR = "core/StopwordsList"
-_YAKE_CODES = {"cs": "cz"}
-"""ISO 639-1 codes YAKE spells its own way."""
-_DETECTABLE = ("en", "de", "fr", "es", "it", "pt", "nl", "sv", "da", "no", "pl", "fi", "ru")
-
-
-@lru_cache(maxsize=64)
-def _stopwords(language: str) -> frozenset[str]:
-    """YAKE's stop word list for ``language`` (empty when it has none)."""
-    import yake
-
-    code = _YAKE_CODES.get(language, language)
-    path = Path(yake.__file__).parent / _STOPWORD_DIR / f"stopwords_{code}.txt"
-    try:
-        words = path.read_text(encoding="utf-8", errors="replace").split()
-    except OSError:
-        return frozenset()
-    return frozenset(w.lower() for w in words)
-
-
-def _primary(language: object) -> str | None:
-    if not isinstance(language, str) or not language.strip():
-        return None
-    code = language.strip().lower().replace("_", "-").split("-")[0]
-    return code if re.fullmatch(r"[a-z]{2,3}", code) else None
-
-
-def detect_language(text: str) -> str | None:
-    """The language whose stop words cover most of the text's words, if clear enough."""
-    words = [w.lower() for w in _WORD.findall(text[:3000])]
-    if len(words) < 8:
-        return None
-    best, best_hits = None, 0
-    for code in _DETECTABLE:
-        stop = _stopwords(code)
-        hits = sum(1 for w in words if w in stop)
-        if hits > best_hits:
-            best, best_hits = code, hits
-    return best if best_hits >= 0.15 * len(words) else None
 
 
 # ------------------------------------------------------------------- TextRank
@@ -190,21 +168,64 @@ def _rank(sentences: list[str], stop: frozenset[str]) -> list[float]:
     return [float(s) for s in scores]
 
 
+def _units(sentence: str) -> frozenset[str]:
+    """What two sentences are compared by: their words, or their characters for CJK."""
+    lowered = sentence.casefold()
+    if _CJK.search(lowered):
+        return frozenset(_CJK.findall(lowered))
+    return frozenset(_WORD.findall(lowered))
+
+
+def _near(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Near-identical: the same words but for a few (Jaccard ≥ 0.8), or the shorter one
+    all but contained in the longer (a teaser that repeats the first paragraph)."""
+    if not a or not b:
+        return False
+    shared = len(a & b)
+    return shared >= 0.8 * len(a | b) or (min(len(a), len(b)) >= 5 and
+                                          shared >= 0.9 * min(len(a), len(b)))
+
+
+def _key(sentence: str) -> str:
+    """A sentence without case, spaces and punctuation: how repeats are found."""
+    return _NON_WORD.sub("", sentence.casefold())
+
+
+def _unique(sentences: list[str], title: object) -> list[str]:
+    """Sentences in page order, each said once and none repeating the title: a repeat
+    (same words, any case or punctuation) is dropped; nearly-identical ones are kept
+    apart when choosing."""
+    seen = {_key(title)} if isinstance(title, str) else set()
+    out: list[str] = []
+    for sentence in sentences:
+        key = _key(sentence)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(sentence)
+    return out
+
+
 def _central(sentences: list[str], stop: frozenset[str]) -> tuple[str, str]:
-    """The summary (the most central sentences within MAX_SUMMARY_CHARS) and the text
-    YAKE reads (central sentences up to KEYWORD_CHARS), both in page order."""
+    """The summary (the most central sentences within MAX_SUMMARY_CHARS, none repeating
+    another) and the text YAKE reads (central sentences up to KEYWORD_CHARS), both in
+    page order."""
     pool = sentences[:MAX_RANKED_SENTENCES]
     scores = _rank(pool, stop)
     want = SUMMARY_SENTENCES if len(pool) >= 6 else 2
     order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))
     chosen: list[int] = []
+    units: list[frozenset[str]] = []
     size = 0
     for i in order:
         if len(chosen) >= want:
             break
         if chosen and size + len(pool[i]) > MAX_SUMMARY_CHARS:
             continue
+        mine = _units(pool[i])
+        if any(_near(mine, other) for other in units):
+            continue
         chosen.append(i)
+        units.append(mine)
         size += len(pool[i]) + 1
     central: list[int] = []
     size = 0
@@ -217,14 +238,18 @@ def _central(sentences: list[str], stop: frozenset[str]) -> tuple[str, str]:
             "\n".join(pool[i] for i in sorted(central)))
 
 
-def _good_description(description: object, title: object) -> str | None:
-    """The page's description when it reads like a summary, not a teaser or a slogan."""
+def _good_description(description: object, title: object, function: frozenset[str],
+                      foreign: frozenset[str]) -> str | None:
+    """The page's description when it reads like a summary, not a teaser, a slogan or
+    a consent notice."""
     if not isinstance(description, str):
         return None
     text = " ".join(description.split())
     if isinstance(title, str) and tag_identity(text) == tag_identity(title):
         return None
     if text.endswith(("...", "…")) and len(text.split()) < 12:
+        return None
+    if not is_prose(text, function, foreign):
         return None
     cjk = len(_CJK.findall(text))
     if cjk >= 20 or len(text.split()) >= 8:
@@ -234,22 +259,21 @@ def _good_description(description: object, title: object) -> str | None:
 
 # ------------------------------------------------------------------- keywords
 @lru_cache(maxsize=16)
-def _extractor(language: str) -> Any:
+def _extractor(language: str, stop: frozenset[str]) -> Any:
     import yake
 
-    stop = _stopwords(language) or _stopwords("en")
     # n and the dedup limit go by position: newer yake renamed dedupLim to dedup_lim.
     return yake.KeywordExtractor(_YAKE_CODES.get(language, language), 2, 0.7, top=20,
                                  stopwords=set(stop))
 
 
-def _keywords(text: str, language: str) -> list[str]:
-    """YAKE's best phrases; those the text repeats come first (a phrase seen once is
-    more often an accident of wording than a topic)."""
+def _keywords(text: str, language: str, stop: frozenset[str]) -> list[str]:
+    """YAKE's best phrases, none made only of function words; those the text repeats
+    come first (a phrase seen once is more often an accident of wording than a topic)."""
     if not text.strip():
         return []
     try:
-        found = _extractor(language).extract_keywords(text)
+        found = _extractor(language, stop).extract_keywords(text)
     except Exception:  # YAKE on odd input (all digits, one token) is not worth a failure
         return []
     lowered = text.lower()
@@ -259,10 +283,8 @@ def _keywords(text: str, language: str) -> list[str]:
     for phrase, _score in found:
         phrase = " ".join(str(phrase).split()).strip("#,;:.!?\"'()[]")
         ident = tag_identity(phrase)
-        # "d'un", "l'on": an elided stop word is still a stop word.
-        bare = re.split(r"['’]", phrase.lower())[-1]
         if len(phrase) < 3 or not _WORD.search(phrase) or ident in seen or \
-                len(bare) < 2 or bare in _stopwords(language):
+                is_function_phrase(phrase, stop) or len(_CJK.findall(phrase)) > 2 * _MAX_CJK_TAG:
             continue
         seen.add(ident)
         (repeated if lowered.count(phrase.lower()) >= 2 else once).append(phrase)
@@ -281,6 +303,16 @@ def _meta_tags(meta: dict[str, Any]) -> list[str]:
     return tags
 
 
+def _meaningful(tag: str, stop: frozenset[str], text: str) -> bool:
+    """A tag that says something: not only function words, not a lower-case word of one
+    or two characters; a short acronym only when the page writes it so (``AI``)."""
+    if not tag or is_short_word(tag) or len(_CJK.findall(tag)) > _MAX_CJK_TAG:
+        return False
+    if is_acronym(tag):
+        return re.search(rf"(?<!\w){re.escape(tag)}(?!\w)", text) is not None
+    return not is_function_phrase(tag, stop)
+
+
 # --------------------------------------------------------------- the worker
 def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
                    lowercase: bool) -> dict[str, Any] | None:
@@ -289,13 +321,15 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     Pure and picklable: runs in the process pool.
     """
     title = meta.get("title")
-    description = _good_description(meta.get("description"), title)
-    language = _primary(meta.get("language")) or detect_language(
-        " ".join(filter(None, [text, description])))
-    stop = _stopwords(language) if language else frozenset()
-    title_id = tag_identity(title) if isinstance(title, str) else None
-    sentences = [s for s in split_sentences(text)
-                 if _is_sentence(s) and tag_identity(s) != title_id]
+    language = primary_code(meta.get("language")) or choose_language(
+        text, None, title=title, description=meta.get("description"))
+    # A table cell's borders are not part of its sentence.
+    candidates = [c for c in (s.strip("| ") for s in split_sentences(text)) if _is_sentence(c)]
+    stop = function_words(language) or frequent_words(candidates)
+    # English is what other-language pages quote or leave untranslated most.
+    foreign = function_words("en") if language != "en" else frozenset()
+    description = _good_description(meta.get("description"), title, stop, foreign)
+    sentences = _unique([s for s in candidates if is_prose(s, stop, foreign)], title)
     # Without sentences the text is form labels and captions: keywords from the head only.
     body = ""
     if len(sentences) >= 2:
@@ -308,9 +342,13 @@ def summarize_page(text: str, meta: dict[str, Any], max_tags: int,
     else:
         return None
     head = "\n".join(s for s in (title, description) if isinstance(s, str))
-    keywords = _keywords(f"{head}\n{body}", language or "en")
+    keywords = _keywords(f"{head}\n{body}", language or "en", stop)
     short = [k for k in keywords if len(k.split()) <= 2]
-    tags = normalize_tags([*_meta_tags(meta), *short], limit=max_tags, lowercase=lowercase)
+    page = f"{head}\n{text}"
+    # Breadcrumb marks around a category ("› Gebäck") are not part of it.
+    cleaned = [" ".join(t.split()).strip("#›>»|/·•- ") for t in [*_meta_tags(meta), *short]]
+    tags = normalize_tags([t for t in cleaned if _meaningful(t, stop, page)],
+                          limit=max_tags, lowercase=lowercase)
     return {"summary": summary, "keywords": keywords, "tags": tags, "language": language}
 
 
@@ -327,8 +365,8 @@ class BuiltinSummarizer:
 
     def fingerprint(self) -> str:
         s = self.settings
-        return fingerprint_of("builtin", BUILTIN_VERSION, version("yake"), s.max_tags,
-                              s.lowercase_tags)
+        return fingerprint_of("builtin", BUILTIN_VERSION, version("yake"), fingerprint(),
+                              s.max_tags, s.lowercase_tags)
 
     async def preflight(self) -> None:
         """Nothing to check: no server, no model."""
