@@ -88,12 +88,24 @@ def setting_option(field: str, *decls: str, panel: str | None = None,
 
 
 # ------------------------------------------------------------------ input
+def input_format(value: str) -> str:
+    """A name from `formats` (the list is read only when the option is given)."""
+    from ..sources.formats import FORMATS
+
+    return choice(list(FORMATS), "input format")(value)
+
+
 SourceArg = Annotated[str | None, typer.Argument(
     help="Bookmarks file, database URL, or - for stdin (the default when piped).",
     show_default=False)]
 InputFormatOpt = Annotated[str | None, typer.Option(
     "--input-format", "-f", metavar="<name>", rich_help_panel=INPUT, show_default=False,
+    parser=input_format,
     help="Read SOURCE as this format (a name from `formats`) instead of detecting it.")]
+# doctor reports an unknown name as a failed check rather than a usage error.
+CheckedFormatOpt = Annotated[str | None, typer.Option(
+    "--input-format", "-f", metavar="<name>", rich_help_panel=INPUT, show_default=False,
+    help="Check SOURCE as this format (a name from `formats`) instead of detecting it.")]
 UrlFieldOpt = Annotated[str | None, typer.Option(
     "--url-field", rich_help_panel=INPUT, show_default=False,
     help="Record field or CSV column holding the URL.")]
