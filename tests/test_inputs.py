@@ -36,3 +36,38 @@ def test_an_old_cache_is_rekeyed_once_when_opened(tmp_path: Path) -> None:
         assert cache.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         normalized = {r["normalized"] for r in cache.iter_rows("SELECT normalized FROM bookmarks")}
         assert normalized == {"https://example.com/a", "https://example.com/page?kr1"}
+
+
+# ----------------------------------------------------------------- readers
+def _records(path: Path, **kw: object) -> list[dict[str, object]]:
+    from bookmark_enrich.sources import iter_bookmarks, open_source
+
+    src = open_source(str(path), **kw)  # type: ignore[arg-type]
+    try:
+        return [b.record for b in iter_bookmarks(src) if isinstance(b, Bookmark)]
+    finally:
+        src.close()
+
+
+def test_netscape_tags_are_a_list(tmp_path: Path) -> None:
+    path = tmp_path / "bookmarks.html"
+    path.write_text('<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<DL><p>\n'
+                    '<DT><A HREF="https://www.imdb.com/title/tt0111161/" '
+                    'TAGS="imdb,movie, towatch">The Shawshank Redemption</A>\n</DL><p>\n')
+    [record] = _records(path)
+    assert record["tags"] == ["imdb", "movie", "towatch"]
+
+
+def test_a_url_broken_over_lines_is_read_as_a_browser_reads_it(tmp_path: Path) -> None:
+    from bookmark_enrich.sources import iter_bookmarks, open_source
+
+    path = tmp_path / "pocket.csv"
+    path.write_bytes(b'title,url,time_added,tags,status\r\n'
+                     b'Long,"https://example.com/a/very/long/\r\npath?x=1",1700000000,,unread\r\n')
+    src = open_source(str(path))
+    try:
+        [bookmark] = list(iter_bookmarks(src))
+    finally:
+        src.close()
+    assert isinstance(bookmark, Bookmark)
+    assert bookmark.url == "https://example.com/a/very/long/path?x=1"

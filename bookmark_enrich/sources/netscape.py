@@ -91,6 +91,9 @@ class _BookmarkParser(TolerantHTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self.current is not None:
             self.current["title"] = "".join(self.a_text).strip()
+            tags = self.current.get("tags")
+            if isinstance(tags, str):  # TAGS="a,b": the common tags field is a list
+                self.current["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
             if self.folders:
                 self.current["folder"] = "/".join(self.folders)
             self.last = (self.current_line, self.current)
