@@ -92,7 +92,7 @@ class _PocketParser(TolerantHTMLParser):
 def read_pocket_html(stream: IO[bytes],
                      options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
     """Stream the entries (position: the line of each ``<a>``)."""
-    text = text_stream(stream)
+    text = text_stream(stream, options.encoding)
     parser = _PocketParser()
     while chunk := text.read(_CHUNK):
         parser.feed(chunk)
