@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
 
 from bookmark_enrich.cache import SCHEMA_VERSION, ResultCache
+from bookmark_enrich.cli import app
+from bookmark_enrich.settings import load_settings
 from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.urls import bookmark_key, normalize_url, resolve_url
+from tests.helpers import CORE_ONLY
+from tests.servers.pages import PageServer
+
+
+def invoke(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), env=CORE_ONLY, input=input,
+                              catch_exceptions=False)
 
 
 def _old_cache(path: Path, rows: list[tuple[str, str]]) -> None:
@@ -71,3 +84,64 @@ def test_a_url_broken_over_lines_is_read_as_a_browser_reads_it(tmp_path: Path) -
         src.close()
     assert isinstance(bookmark, Bookmark)
     assert bookmark.url == "https://example.com/a/very/long/path?x=1"
+
+
+# ----------------------------------------------------------------- writeback
+ENCODINGS = [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp1252", b""), ("latin-1", b""),
+             ("utf-16-le", b"\xff\xfe")]
+
+
+def _user_csv(urls: list[str], codec: str) -> str:
+    # Mixed quoting styles, CRLF, a cell quoted though it need not be, an empty cell.
+    café = "café" if codec != "latin-1" else "café ü"
+    rows = ['Title;URL;"note";n']
+    rows.append(f'"{café} – “quoted”";{urls[0]};"a; b ""x""";1')
+    rows.append(f'plain {café};"{urls[1]}";;2')
+    rows.append(f'{café};{urls[2]};  spaced  ;"3"')
+    return "\r\n".join(rows) + "\r\n"
+
+
+def _user_cells(data: bytes, codec: str, bom: bytes) -> list[bytes]:
+    """Every line's first four cells' bytes (the user's columns)."""
+    body = data[len(bom):].decode(codec).split("\r\n")
+    return [";".join(line.split(";")[:4]).encode(codec) for line in body]
+
+
+@pytest.mark.parametrize(("codec", "bom"), ENCODINGS,
+                         ids=["utf-8", "utf-8-bom", "cp1252", "latin-1", "utf-16"])
+def test_csv_writeback_keeps_the_users_bytes(tmp_path: Path, pages: PageServer,
+                                             codec: str, bom: bytes) -> None:
+    urls = [pages.url(f"/article/enc-{codec}-{len(bom)}-{i}") for i in range(3)]
+    text = _user_csv(urls, codec)
+    if codec == "latin-1":
+        text = text.replace("–", "-").replace("“", '"').replace("”", '"').replace(
+            '"quoted"', "quoted")
+    path = tmp_path / "bookmarks.csv"
+    path.write_bytes(bom + text.encode(codec))
+    original = path.read_bytes()
+    result = invoke("run", str(path), "--writeback", "--no-backup", "-q")
+    assert result.exit_code == 0, result.stderr
+    new = path.read_bytes()
+    assert new.startswith(bom) and new != original
+    assert _user_cells(new, codec, bom)[:4] == _user_cells(original, codec, bom)[:4]
+    lines = new[len(bom):].decode(codec).split("\r\n")
+    assert lines[0].startswith('Title;URL;"note";n;enrich_status;enrich_errors')
+    assert all(line.count(";") > 4 for line in lines[1:4]) and lines[4] == ""
+    assert "Tending a city garden" in lines[1]
+
+
+def test_writeback_refused_when_the_encoding_cannot_hold_the_value(
+        tmp_path: Path, pages: PageServer) -> None:
+    url = pages.url("/article/unicode-title")
+    path = tmp_path / "bookmarks.csv"
+    path.write_bytes(f"url,title\r\n{url},caf\xe9\r\n".encode("cp1252"))
+    original = path.read_bytes()
+    assert invoke("run", str(path), "-q").exit_code == 0
+    # The page's title now holds characters cp1252 has no byte for.
+    with ResultCache(load_settings().cache) as cache:
+        cache.conn.execute("UPDATE results SET output = json_set(output, '$.title', "
+                           "'東京の庭') WHERE stage = 'extract'")
+    result = invoke("writeback", str(path), "--no-backup")
+    assert result.exit_code != 0
+    assert path.read_bytes() == original
+    assert "line 2" in result.stderr and "-o FILE" in result.stderr
