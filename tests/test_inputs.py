@@ -145,3 +145,39 @@ def test_writeback_refused_when_the_encoding_cannot_hold_the_value(
     assert result.exit_code != 0
     assert path.read_bytes() == original
     assert "line 2" in result.stderr and "-o FILE" in result.stderr
+
+
+# ----------------------------------------------------------------- exit status
+def test_skipped_records_exit_1_and_the_summary_says_so(tmp_path: Path,
+                                                        pages: PageServer) -> None:
+    path = tmp_path / "list.txt"
+    path.write_bytes(f"{pages.url('/article/x1')}\njavascript:void(0)\n"
+                     f"{pages.url('/article/x2')} ok\x00junk\n".encode())
+    result = invoke("run", str(path), "-q")
+    assert result.exit_code == 1
+    assert "line 2" in result.stderr and "line 3" in result.stderr
+    assert "bad input" in result.stderr  # the summary, although --quiet
+
+
+def test_all_rejected_exits_2_and_no_records_is_nothing_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text("javascript:alert(1)\nhttps://bad\x01host/\n")
+    result = invoke("run", str(path), "-q")
+    assert result.exit_code == 2
+    assert f"no bookmark found in {path} (2 lines skipped: " in result.stderr
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = invoke("run", str(empty))
+    assert result.exit_code == 0 and "nothing to do" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_nul_in_a_csv_spoils_its_row_only(tmp_path: Path, pages: PageServer) -> None:
+    path = tmp_path / "b.csv"
+    path.write_bytes(f"url,title\n{pages.url('/article/n1')},a\x00b\n"
+                     f"{pages.url('/article/n2')},fine\n".encode())
+    for extra in ([], ["-f", "csv"]):
+        result = invoke("run", str(path), "-q", *extra)
+        assert result.exit_code == 1, result.stderr
+        assert "line 2" in result.stderr and "0x00" in result.stderr
+        assert result.stdout.count("\n") == 1

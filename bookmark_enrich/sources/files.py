@@ -116,8 +116,7 @@ class FileSource(Source):
             head = raw.read(_HEAD)
         except OSError as exc:
             raise InputError(f"{self.display}: cannot read: {exc.strerror or exc}") from None
-        if not head.strip():
-            raise InputError(f"{self.display}: empty input, no bookmarks to read")
+        empty = not head.strip()  # no records at all: nothing to do, not an error
         # Binary heads go only to formats that read binary files (SQLite, mozLz40, bplist).
         encoding = detect_encoding(head)
         binary = _looks_binary(head, encoding)
@@ -134,6 +133,8 @@ class FileSource(Source):
                                  f"known: {', '.join(sorted(FORMATS))}")
             if binary and not fmt.binary:
                 raise InputError(f"{self.display}: looks like binary data, not a bookmarks file")
+        elif empty:
+            fmt = FORMATS["text"]
         else:
             suffix = "" if self.path is None else self.path.suffix
             fmt = detect_format(sniff_head, suffix, binary=binary)
