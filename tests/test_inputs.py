@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from bookmark_enrich.cache import SCHEMA_VERSION, ResultCache
 from bookmark_enrich.cli import app
-from bookmark_enrich.settings import load_settings
 from bookmark_enrich.models import Bookmark, StageOutcome
+from bookmark_enrich.settings import load_settings
 from bookmark_enrich.urls import bookmark_key, normalize_url, resolve_url
 from tests.helpers import CORE_ONLY
 from tests.servers.pages import PageServer

@@ -11,9 +11,7 @@ left alone.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import os
 import re
