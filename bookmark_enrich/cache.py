@@ -22,13 +22,15 @@ import sqlite_utils
 from .errors import CacheError
 from .models import Bookmark, StageOutcome
 from .records import dumps
+from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
 
 __all__ = ["ResultCache"]
 
 _LOOKUP_CHUNK = 500
 _FLUSH_ROWS = 500
 _FLUSH_SECONDS = 0.5
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: keys from the URL Standard normalization (issue 16); 1 was courlan's."""
 
 _RESULT_COLUMNS = (
     "key", "stage", "status", "reason", "error", "attempts", "duration_ms",
@@ -94,6 +96,7 @@ class ResultCache:
         try:
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
                 self.db.table("results").create(
                     {
                         "key": str, "stage": str, "status": str, "reason": str, "error": str,
@@ -126,9 +129,31 @@ class ResultCache:
                 self.conn.execute(
                     "CREATE INDEX IF NOT EXISTS results_status ON results(stage, status, reason)"
                 )
+                if 0 < version < SCHEMA_VERSION:
+                    self._rekey()
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.path}: not a usable cache ({exc})") from None
+
+    def _rekey(self) -> None:
+        """Move every result to its URL's key under today's normalization (once, on open).
+
+        Results keep their rows; when two old keys now name the same URL, the first one
+        moved wins. A bookmark whose stored URL is no longer valid keeps its old key.
+        """
+        rows = self.conn.execute("SELECT key, url FROM bookmarks").fetchall()
+        for old, url in rows:
+            try:
+                normalized = normalize_url(resolve_url(url)) if isinstance(url, str) else None
+            except InvalidURL:
+                continue
+            if normalized is None or (new := bookmark_key(normalized)) == old:
+                continue
+            self.conn.execute("UPDATE OR IGNORE results SET key=? WHERE key=?", (new, old))
+            self.conn.execute("DELETE FROM results WHERE key=?", (old,))
+            self.conn.execute("UPDATE OR IGNORE bookmarks SET key=?, normalized=? WHERE key=?",
+                              (new, normalized, old))
+            self.conn.execute("DELETE FROM bookmarks WHERE key=?", (old,))
 
     # ------------------------------------------------------------------- runs
     def start_run(self, source: str, fmt: str, options: dict[str, Any]) -> int:

@@ -36,7 +36,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_FAILURES: "The run finished, but some bookmarks failed a stage, or some input "
     "records were skipped as malformed; or a check failed (`doctor`).",
     EXIT_USAGE: "Bad usage: an unknown option value, an unreadable source or cache, a "
-    "source that matches no format.",
+    "source that matches no format, a source whose every record was rejected.",
     EXIT_SERVICE: "A service you configured (LLM, Cobalt, S3, the queue) failed its check "
     "before the run started; nothing was done.",
     EXIT_LOCKED: "Another run holds the cache (EX_TEMPFAIL); try again later or pass "

@@ -78,6 +78,8 @@ class RunStats:
     """(stage, reason) → count of failures."""
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per stage figures from Stage.metrics()."""
+    issue_kinds: Counter[str] = field(default_factory=Counter)
+    """Skipped input records by kind (a message up to its first colon)."""
 
     def observe(self, event: Event) -> None:
         if isinstance(event, BookmarkDone):
@@ -97,6 +99,7 @@ class RunStats:
                 self.reasons[(event.stage, event.reason or "unknown")] += 1
         elif isinstance(event, InputProblem):
             self.issues += 1
+            self.issue_kinds[event.message.split(":", 1)[0]] += 1
             if event.fatal:
                 self.fatal_issues += 1
 

@@ -81,6 +81,10 @@ class FileTarget:
     """Why this format cannot be written back (a browser-owned file), if it cannot."""
     baseline: tuple[int, int]
     """(size, mtime_ns) when it was read: a file that changed since is left alone."""
+    codec: str = "utf-8"
+    """The text's encoding, as the reader detected it; writeback writes the same."""
+    bom: bytes = b""
+    """The byte order mark the file starts with, if any (kept as it was)."""
 
 
 @dataclass(slots=True)

@@ -103,7 +103,8 @@ def test_csv_url_field_override(pages: PageServer, tmp_path: Path) -> None:
     ("args", "stdin", "message"),
     [
         (["run", "/no/such/file.json"], None, "no such file"),
-        (["run", "-"], b"", "empty input"),
+        (["run", "-", "--input-format", "text"], b"javascript:alert(1)\nhttp://\n",
+         "no bookmark found in stdin (2 lines skipped"),
         (["run", "-"], bytes(range(256)) * 40, "binary data"),
         (["run", "-"], b"just some words\nnothing here\n", "unknown format"),
         (["run", "-", "--input-format", "yaml"], b"x", "unknown input format"),

@@ -142,7 +142,7 @@ def policy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BOOKMARK_ENRICH_ALLOW_HOSTS", raising=False)
 
 
-@pytest.mark.parametrize("form", ["127.0.0.1", "127.1", "2130706433", "0x7f000001",
+@pytest.mark.parametrize("form", ["127.0.0.1", "127.1", "2130706433", "0x7f000001", "0177.0.0.1",
                                   "0.0.0.0", "localhost"])
 def test_loopback_forms_are_refused_by_default_and_allowed_on_request(
         form: str, pages: PageServer, policy_env: None) -> None:

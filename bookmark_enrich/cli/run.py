@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import EXIT_FAILURES, EXIT_INTERRUPTED, BookmarkEnrichError, UsageError
+from ..errors import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    BookmarkEnrichError,
+    InputError,
+    UsageError,
+)
 from .console import err, say, subscribers
 from .context import SourceSpec, given, settings_from_ctx, writeback_options
 from .exits import exits
@@ -184,7 +190,6 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
          writeback: WritebackOptions | None, queue: dict[str, Any] | None) -> None:
     """Open the source (and its writer), enrich into the sink, summarize, exit."""
     from ..lock import cache_lock
-    from ..progress import print_summary
     from ..sinks import open_sink
 
     # Two runs on one cache never overlap (cron): the second exits 75 or waits.
@@ -218,15 +223,33 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
             if writer is not None:
                 writer.close()
             src.close()
-    if not quiet:
+    _finish(stats, src.display, quiet=quiet, late=late,
+            summary=None if writer is None else writer.summary_line)
+
+
+def _finish(stats: Any, display: str, *, quiet: bool, late: BookmarkEnrichError | None,
+            summary: Any) -> None:
+    """Summary and exit status: skipped input records end a run with failures (exit 1);
+    a source whose every record was rejected is an error (exit 2); no records, exit 0."""
+    from ..progress import print_summary
+
+    rejected_all = stats.total == 0 and stats.issues and not stats.interrupted
+    failures = stats.failed or stats.partial or stats.issues
+    if stats.total == 0 and not stats.issues and not stats.interrupted:
+        say("nothing to do")
+    elif not quiet or (failures and not rejected_all):
         print_summary(err, stats)
-        if writer is not None and late is None:
-            say(writer.summary_line())
+        if summary is not None and late is None:
+            say(summary())
     if late is not None:
         raise late
     if stats.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
-    if stats.failed or stats.partial or stats.fatal_issues:
+    if rejected_all:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in stats.issue_kinds.most_common(3))
+        raise InputError(f"no bookmark found in {display} "
+                         f"({stats.issues} lines skipped: {kinds})")
+    if failures:
         raise typer.Exit(EXIT_FAILURES)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,11 +15,15 @@ from ..models import FileTarget, InputIssue, RawRecord
 
 __all__ = [
     "URL_FIELD_NAMES",
+    "Encoding",
     "FileFormat",
     "RawRecord",
     "ReadOptions",
     "Source",
+    "detect_encoding",
     "find_url_field",
+    "has_junk",
+    "text_stream",
 ]
 
 URL_FIELD_NAMES = ("url", "href", "link", "uri")
@@ -31,6 +36,8 @@ class ReadOptions:
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     """The file being read, when it is one (formats that need to reopen or seek it)."""
+    encoding: Encoding | None = None
+    """How the text is encoded (None: UTF-8, a BOM tolerated)."""
 
 
 ReadResult = Iterator[RawRecord | InputIssue]
@@ -85,9 +92,104 @@ def find_url_field(keys: Any, preferred: str | None = None) -> str | None:
     return None
 
 
-def text_stream(stream: IO[bytes]) -> io.TextIOWrapper:
-    """Decode UTF-8 (BOM tolerated); undecodable bytes become U+FFFD, never a crash."""
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """A text file's encoding: its byte order mark (kept apart) and the codec of the rest."""
+
+    codec: str = "utf-8"
+    bom: bytes = b""
+
+    @property
+    def name(self) -> str:
+        return self.codec + (" with BOM" if self.bom else "")
+
+
+UTF8 = Encoding()
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+         (b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe", "utf-16-le"),
+         (b"\xfe\xff", "utf-16-be"))
+# Single-byte code pages of Latin script: charset-normalizer cannot tell them apart on a
+# few accented words, so text that cp1252 (Excel on Western Windows) reads is read so.
+_LATIN = frozenset({"cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "cp775",
+                    "cp437", "cp850", "mac_latin2", "mac_roman", "iso8859_2", "iso8859_3",
+                    "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13", "iso8859_14",
+                    "iso8859_15", "iso8859_16"})
+
+
+def detect_encoding(head: bytes) -> Encoding:
+    """A BOM, else UTF-8 when the head decodes as UTF-8, else charset-normalizer's guess."""
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return Encoding(codec, bom)
+    if (utf16 := _utf16_without_bom(head[:4096])) is not None:
+        return Encoding(utf16)
+    try:
+        head.decode("utf-8")
+        return UTF8
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4 and exc.reason == "unexpected end of data":
+            return UTF8  # a character cut at the sample's end
+    sample = head[:16384]
+    # UTF-8 with a few damaged bytes stays UTF-8: its damaged lines are reported.
+    text = sample.decode("utf-8", "surrogateescape")
+    damaged = len(_DAMAGE.findall(text))
+    valid = sum(1 for c in text if c > "\x7f") - damaged
+    if valid and valid >= damaged:
+        return UTF8
+    import charset_normalizer  # only for files that are not UTF-8
+
+    best = charset_normalizer.from_bytes(sample).best()
+    codec = best.encoding if best is not None else "utf-8"
+    if codec in _LATIN:
+        try:
+            sample.decode("cp1252")
+            codec = "cp1252"
+        except UnicodeDecodeError:
+            pass
+    return Encoding(codec)
+
+
+_DAMAGE = re.compile("[\udc80-\udcff]")
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """UTF-16 of mostly ASCII text: nearly every odd (LE) or even (BE) byte is 0."""
+    half = len(sample) // 2
+    if half < 4:
+        return None
+    if sample[1::2].count(0) > half * 0.9 and sample[0::2].count(0) < half * 0.1:
+        return "utf-16-le"
+    if sample[0::2].count(0) > half * 0.9 and sample[1::2].count(0) < half * 0.1:
+        return "utf-16-be"
+    return None
+
+
+def text_stream(stream: IO[bytes], encoding: Encoding | None = None, *,
+                keep_bytes: bool = False) -> io.TextIOWrapper:
+    """Decode the text, a BOM dropped. Undecodable bytes become U+FFFD, or with
+    ``keep_bytes`` lone surrogates, so that a reader that checks each line with
+    :func:`has_junk` reports the line instead of changing it silently."""
+    errors = "surrogateescape" if keep_bytes else "replace"
+    if encoding is None or encoding.codec == "utf-8":
+        return io.TextIOWrapper(stream, encoding="utf-8-sig", errors=errors, newline="")
+    if encoding.bom:
+        stream.read(len(encoding.bom))
+    return io.TextIOWrapper(stream, encoding=encoding.codec, errors=errors, newline="")
+
+
+_JUNK = re.compile("[\x00-\x08\x0e-\x1f\x7f\udc80-\udcff]")
+
+
+def has_junk(text: str) -> str | None:
+    """What makes a line of a text format unreadable: a NUL or other binary byte, or a
+    byte its encoding cannot decode; None when the line is clean."""
+    match = _JUNK.search(text)
+    if match is None:
+        return None
+    char = match.group()
+    if "\udc80" <= char <= "\udcff":
+        return f"byte 0x{ord(char) - 0xdc00:02X} that is not valid text in this encoding"
+    return f"binary data (byte 0x{ord(char):02X})"
 
 
 class Source(ABC):

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from ..errors import InputError
 from ..models import FileTarget, InputIssue
-from .base import FileFormat, RawRecord, ReadOptions, Source
+from .base import Encoding, FileFormat, RawRecord, ReadOptions, Source, detect_encoding
 from .formats import FORMATS
 
 __all__ = ["FileSource", "detect_format"]
@@ -41,21 +41,17 @@ class _PrefixedStream(io.RawIOBase):
         return n
 
 
-def _looks_binary(head: bytes) -> bool:
-    if not head:
+_CONTROL = bytes([*range(9), *range(14, 32), 127])
+
+
+def _looks_binary(head: bytes, encoding: Encoding) -> bool:
+    """Mostly binary: more than 1 byte in 20 is a control byte. A stray NUL in a text
+    file is not: the line holding it is reported and skipped by the reader."""
+    if not head or encoding.codec.startswith(("utf-16", "utf-32")):
         return False
-    if b"\x00" in head[:4096]:
-        return True
     sample = head[:4096]
-    try:
-        sample.decode("utf-8")
-        return False
-    except UnicodeDecodeError as exc:
-        # A multi-byte sequence cut at the sample's end is not binary.
-        if exc.start >= len(sample) - 4:
-            return False
-    bad = sum(1 for b in sample if b < 9 or (13 < b < 32))
-    return bad > len(sample) // 20 or sample.decode("utf-8", "replace").count("\ufffd") > 8
+    bad = len(sample) - len(sample.translate(None, _CONTROL))
+    return bad > len(sample) // 20
 
 
 def detect_format(head: bytes, suffix: str = "", *, binary: bool = False) -> FileFormat | None:
@@ -120,10 +116,16 @@ class FileSource(Source):
             head = raw.read(_HEAD)
         except OSError as exc:
             raise InputError(f"{self.display}: cannot read: {exc.strerror or exc}") from None
-        if not head.strip():
-            raise InputError(f"{self.display}: empty input, no bookmarks to read")
+        empty = not head.strip()  # no records at all: nothing to do, not an error
         # Binary heads go only to formats that read binary files (SQLite, mozLz40, bplist).
-        binary = _looks_binary(head)
+        encoding = detect_encoding(head)
+        binary = _looks_binary(head, encoding)
+        self.encoding = self.options.encoding = encoding
+        if not binary and encoding.codec != "utf-8":  # sniffers read UTF-8
+            head_text = head[len(encoding.bom):].decode(encoding.codec, "replace")
+            sniff_head = head_text.encode("utf-8", "replace")
+        else:
+            sniff_head = head
         if input_format:
             fmt = FORMATS.get(input_format)
             if fmt is None:
@@ -131,9 +133,11 @@ class FileSource(Source):
                                  f"known: {', '.join(sorted(FORMATS))}")
             if binary and not fmt.binary:
                 raise InputError(f"{self.display}: looks like binary data, not a bookmarks file")
+        elif empty:
+            fmt = FORMATS["text"]
         else:
             suffix = "" if self.path is None else self.path.suffix
-            fmt = detect_format(head, suffix, binary=binary)
+            fmt = detect_format(sniff_head, suffix, binary=binary)
             if fmt is None and binary:
                 tried = ", ".join(sorted(f.name for f in FORMATS.values() if f.binary))
                 raise InputError(f"{self.display}: looks like binary data, not a bookmarks "
@@ -178,7 +182,8 @@ class FileSource(Source):
         if self.path is None:
             return None
         return FileTarget(self.path, self.display, self.format.container, self.format.name,
-                          self.format.writeback_refusal, self.stat)
+                          self.format.writeback_refusal, self.stat,
+                          self.encoding.codec, self.encoding.bom)
 
     def replay(self) -> Iterator[RawRecord | InputIssue]:
         """The file read again, as the run read it (the keys writeback looks up)."""

@@ -11,7 +11,7 @@ from typing import IO, Any
 import ijson
 
 from ..models import InputIssue
-from .base import FileFormat, RawRecord, ReadOptions, find_url_field, text_stream
+from .base import FileFormat, RawRecord, ReadOptions, find_url_field, has_junk, text_stream
 
 __all__ = [
     "read_csv",
@@ -74,8 +74,12 @@ def sniff_text(head: bytes) -> bool:
 
 
 def read_jsonl(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
-    for lineno, line in enumerate(text_stream(stream), start=1):
+    for lineno, line in enumerate(text_stream(stream, options.encoding, keep_bytes=True),
+                                  start=1):
         if not line.strip():
+            continue
+        if (junk := has_junk(line)) is not None:
+            yield InputIssue(lineno, f"line skipped: {junk}")
             continue
         try:
             value = json.loads(line)
@@ -111,7 +115,7 @@ def read_json(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | I
 
 
 def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
-    text = text_stream(stream)
+    text = text_stream(stream, options.encoding, keep_bytes=True)
     sample = text.read(8192)
     rest: Iterator[str] = iter(text)
     try:
@@ -166,6 +170,9 @@ def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | In
             continue
         if not row or all(not c.strip() for c in row):
             continue
+        if (junk := has_junk("".join(row))) is not None:
+            yield InputIssue(reader.line_num, f"row skipped: {junk}")
+            continue
         record: dict[str, Any] = dict(zip(header, row, strict=False))
         if len(row) > len(header):
             record["_extra"] = row[len(header):]
@@ -173,11 +180,16 @@ def read_csv(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | In
 
 
 def read_text(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
-    for lineno, line in enumerate(text_stream(stream), start=1):
+    for lineno, line in enumerate(text_stream(stream, options.encoding, keep_bytes=True),
+                                  start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        url, _, title = line.partition(" ")
+        if (junk := has_junk(line)) is not None:
+            yield InputIssue(lineno, f"line skipped: {junk}")
+            continue
+        # `URL title`: a space or tab ends the URL (browsers strip tabs inside a URL).
+        url, _, title = line.replace("\t", " ", 1).partition(" ")
         if "://" not in url and not url.lower().startswith("file:"):
             url, title = line, ""  # report the whole line, not its first word
         record: dict[str, Any] = {"url": url}

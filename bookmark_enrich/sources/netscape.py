@@ -91,6 +91,9 @@ class _BookmarkParser(TolerantHTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self.current is not None:
             self.current["title"] = "".join(self.a_text).strip()
+            tags = self.current.get("tags")
+            if isinstance(tags, str):  # TAGS="a,b": the common tags field is a list
+                self.current["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
             if self.folders:
                 self.current["folder"] = "/".join(self.folders)
             self.last = (self.current_line, self.current)
@@ -193,12 +196,13 @@ def _clean(parser: _BookmarkParser) -> bool:
 
 def read_netscape(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
     """Stream the entries; the folder path of each is kept as ``folder``."""
-    return read_netscape_lines(stream, fast=True)
+    return read_netscape_lines(stream, fast=True, options=options)
 
 
-def read_netscape_lines(stream: IO[bytes], *, fast: bool) -> Iterator[RawRecord | InputIssue]:
+def read_netscape_lines(stream: IO[bytes], *, fast: bool, options: ReadOptions | None = None
+                        ) -> Iterator[RawRecord | InputIssue]:
     """The reader; ``fast=False`` sends every line through HTMLParser (the reference)."""
-    text = text_stream(stream)
+    text = text_stream(stream, options.encoding if options is not None else None)
     parser = _BookmarkParser()
     carry = ""
 

@@ -11,9 +11,7 @@ left alone.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import os
 import re
@@ -25,7 +23,7 @@ import ijson
 from ..errors import InputError, UsageError
 from ..fileio import atomic_replace
 from ..models import FileTarget, RawRecord
-from ..records import COLUMN_PREFIX, ENRICHMENT_FIELDS, RECORD_FIELDS, dumps, enrichment_cells
+from ..records import COLUMN_PREFIX, dumps
 from .base import (
     Report,
     Results,
@@ -35,22 +33,16 @@ from .base import (
     change_line,
     describe_changes,
 )
+from .csvfile import CSV_FIELDS, check_round_trip, rewrite_csv
 
 __all__ = ["CSV_FIELDS", "CSV_PREFIX", "FileWriter"]
 
 CSV_PREFIX = COLUMN_PREFIX
-CSV_FIELDS = (*RECORD_FIELDS, *(f for f in ENRICHMENT_FIELDS if f != "text"))
-"""CSV columns added (each prefixed ``enrich_``); the page text stays out of the user's file."""
 
 _ANCHOR = re.compile(rb"<a(?=[\s>])", re.IGNORECASE)
 _TAG_END = re.compile(rb">")
 _TAGS_ATTR = re.compile(rb"""\sTAGS\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE)
 _A_CLOSE = re.compile(rb"</a\s*>", re.IGNORECASE)
-
-
-def _text_stream(stream: IO[bytes]) -> io.TextIOWrapper:
-    # As the readers decode: UTF-8 (BOM tolerated), undecodable bytes kept as they are.
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 class _ByPosition:
@@ -97,6 +89,11 @@ class FileWriter(Writer):
                              "written back; write the results elsewhere with -o FILE")
         self.baseline = target.baseline
         self._before_rename = fail_before_rename
+        wide = target.codec.startswith(("utf-16", "utf-32"))
+        if (self.container == "json" and (target.codec, target.bom) != ("utf-8", b"")) or (
+                self.container in ("jsonl", "netscape") and wide):
+            raise UsageError(f"{self.display}: a {self.container} file in {target.codec} cannot be "
+                             "written back; write the results elsewhere with -o FILE")
         if not options.dry_run:
             self._check_writable()
 
@@ -133,6 +130,8 @@ class FileWriter(Writer):
     def write(self, results: Results) -> None:
         """Rewrite the file from ``results`` (or, dry run, print the changes)."""
         self._check_unchanged()
+        if self.container != "json":
+            check_round_trip(self.path, self.display, self.target.codec, self.target.bom)
         rewrite = {"json": self._json, "jsonl": self._jsonl, "csv": self._csv,
                    "netscape": self._netscape}[self.container]
         with open(self.path, "rb") as raw:
@@ -209,87 +208,30 @@ class FileWriter(Writer):
 
     def _jsonl(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """JSON Lines: lines without results are copied byte for byte."""
+        codec, bom = self.target.codec, self.target.bom
         for lineno, line in enumerate(raw, start=1):
             hits = found.take(lineno)
             record = hits[0][1] if hits else None
             if record is None:
                 yield line
                 continue
-            text = line.decode("utf-8-sig" if lineno == 1 else "utf-8", "surrogateescape")
+            text = line.decode(codec, "surrogateescape").removeprefix("\ufeff")
             value = json.loads(text)
             end = b"\r\n" if line.endswith(b"\r\n") else b"\n" if line.endswith(b"\n") else b""
             new = self._enrich_object(value, record, f"line {lineno}")
             if new is value:
                 yield line
             else:
-                yield dumps(new, readable=True).encode("utf-8", "surrogateescape") + end
+                out = dumps(new, readable=True)
+                _check_encodable(out, codec, f"{self.display}: line {lineno}")
+                start = bom if lineno == 1 else b""
+                yield start + out.encode(codec, "surrogateescape") + end
 
     def _csv(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
-        """CSV: the header gains enrich_* columns (reused when present), rows their values."""
-        text = _text_stream(raw)
-        first = text.readline()
-        try:
-            delimiter = csv.Sniffer().sniff(first.split("\n", 1)[0] + "\n",
-                                            delimiters=",;\t").delimiter
-        except csv.Error:
-            delimiter = ","
-        # Only the delimiter is taken from the header: a header line says nothing about
-        # how cells quote, and standard quoting reads and writes every cell faithfully.
-        dialect = csv.excel
-        ending = "\r\n" if first.endswith("\r\n") else "\n"
-
-        def lines() -> Iterator[str]:
-            yield first
-            yield from text
-
-        reader = csv.reader(lines(), dialect, delimiter=delimiter)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, dialect, delimiter=delimiter, lineterminator=ending)
-
-        def emit(row: list[str]) -> bytes:
-            writer.writerow(row)
-            out = buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            return out.encode("utf-8", "surrogateescape")
-
-        header = next(reader, None)
-        if header is None:
-            return
-        names = [h.strip() for h in header]
-        columns = [CSV_PREFIX + f for f in CSV_FIELDS]
-        index = {c: names.index(c) if c in names else None for c in columns}
-        new_header = list(header)
-        for c in columns:
-            if index[c] is None:
-                index[c] = len(new_header)
-                new_header.append(c)
-        width = len(new_header)
-        yield emit(new_header)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise WritebackConflict(f"{self.display}: line {reader.line_num}: "
-                                        f"bad CSV row ({exc}); not rewritten") from None
-            hits = found.take(reader.line_num)
-            record = hits[0][1] if hits else None
-            if len(row) > len(header) or not row:
-                yield emit(row)  # a row with extra cells or a blank line: keep it as it is
-                continue
-            row = row + [""] * (width - len(row))
-            if record is not None:
-                cells = enrichment_cells(record, CSV_FIELDS[len(RECORD_FIELDS):])
-                old = {c: row[i] for c, i in index.items() if i is not None}
-                added, changed = describe_changes(old, {c: v or None for c, v in cells.items()})
-                self._note(f"line {reader.line_num}", added, changed)
-                for c, v in cells.items():
-                    i = index[c]
-                    assert i is not None
-                    row[i] = v
-            yield emit(row)
+        """CSV: the header gains enrich_* columns (reused when present), rows their values;
+        every other byte stays as it was (see :mod:`.csvfile`)."""
+        return rewrite_csv(raw, found.take, self._note, display=self.display,
+                           codec=self.target.codec, bom=self.target.bom)
 
     def _netscape(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """Netscape HTML, line by line: anchors gain TAGS, entries without a note gain <DD>."""
@@ -324,7 +266,7 @@ class FileWriter(Writer):
             added: list[str] = []
             changed: list[str] = []
             if tags:
-                tag, what = _with_tags(tag, tags)
+                tag, what = _with_tags(tag, tags, self.target.codec)
                 (added if what == "add" else changed if what == "change" else []).append("TAGS")
             pieces.append(tag)
             cursor = end.end()
@@ -334,7 +276,8 @@ class FileWriter(Writer):
                 if close is not None:
                     pieces.append(line[cursor: close.end()])
                     cursor = close.end()
-                    dd = b"<DD>" + html.escape(" ".join(summary.split()), quote=False).encode()
+                    dd = b"<DD>" + html.escape(" ".join(summary.split()), quote=False).encode(
+                        self.target.codec, "xmlcharrefreplace")
                     rest = line[cursor:]
                     if rest.strip():
                         pieces.append(dd)
@@ -347,18 +290,28 @@ class FileWriter(Writer):
         return b"".join(pieces)
 
 
-def _with_tags(tag: bytes, tags: list[str]) -> tuple[bytes, str]:
+def _check_encodable(text: str, codec: str, where: str) -> None:
+    try:
+        text.encode(codec)
+    except UnicodeEncodeError as exc:
+        raise WritebackConflict(
+            f"{where}: the enrichment holds {text[exc.start:exc.end]!r}, which the file's "
+            f"encoding ({codec}) cannot hold; nothing was changed; write the results "
+            "elsewhere with -o FILE") from None
+
+
+def _with_tags(tag: bytes, tags: list[str], codec: str = "utf-8") -> tuple[bytes, str]:
     """The <A ...> tag with ``tags`` merged into TAGS (existing ones first)."""
     match = _TAGS_ATTR.search(tag)
     if match is None:
-        value = html.escape(",".join(tags), quote=True).encode()
+        value = html.escape(",".join(tags), quote=True).encode(codec, "xmlcharrefreplace")
         return tag[:-1] + b' TAGS="' + value + b'"' + tag[-1:], "add"
-    raw = match.group(1).decode("utf-8", "surrogateescape").strip("\"'")
+    raw = match.group(1).decode(codec, "surrogateescape").strip("\"'")
     have = [t.strip() for t in html.unescape(raw).split(",") if t.strip()]
     lower = {t.lower() for t in have}
     merged = have + [t for t in tags if t.lower() not in lower]
     if merged == have:
         return tag, "same"
-    value = html.escape(",".join(merged), quote=True).encode("utf-8", "surrogateescape")
+    value = html.escape(",".join(merged), quote=True).encode(codec, "xmlcharrefreplace")
     new = tag[: match.start(1)] + b'"' + value + b'"' + tag[match.end(1):]
     return new, "change" if have else "add"

@@ -209,21 +209,46 @@ def _columns(db: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
 
 
+# Firefox before 4 had no guid columns: its roots were named in moz_bookmarks_roots.
+_ROOT_NAMES = {"places": "root________", "menu": "menu________", "toolbar": "toolbar_____",
+               "tags": "tags________", "unfiled": "unfiled_____", "mobile": "mobile______"}
+
+
+def _folders(db: sqlite3.Connection, mark: list[str]) -> dict[int, tuple[int, str | None, str]]:
+    """id → (parent, title, root guid or own guid) for every folder, in any schema version."""
+    guid = "guid" if "guid" in mark else "''"
+    folders = {row[0]: (row[1], row[2], row[3] or "") for row in db.execute(
+        f"SELECT id, parent, title, {guid} FROM moz_bookmarks WHERE type = 2")}
+    if guid == "''" and _columns(db, "moz_bookmarks_roots"):
+        for name, folder_id in db.execute("SELECT root_name, folder_id FROM moz_bookmarks_roots"):
+            if folder_id in folders and name in _ROOT_NAMES:
+                parent, title, _ = folders[folder_id]
+                folders[folder_id] = (parent, title, _ROOT_NAMES[name])
+    return folders
+
+
+def _keyword_sql(db: sqlite3.Connection, mark: list[str]) -> str:
+    keywords = _columns(db, "moz_keywords")
+    if "place_id" in keywords:  # Firefox 40 and later
+        return "(SELECT k.keyword FROM moz_keywords k WHERE k.place_id = b.fk LIMIT 1)"
+    if "keyword_id" in mark and "keyword" in keywords:  # before: bookmarks point at keywords
+        return "(SELECT k.keyword FROM moz_keywords k WHERE k.id = b.keyword_id)"
+    return "NULL"
+
+
 def _places_rows(db: sqlite3.Connection) -> Iterator[RawRecord | InputIssue]:
+    """Every bookmark, with the columns this database's schema version has."""
     try:
         mark = _columns(db, "moz_bookmarks")
         place = _columns(db, "moz_places")
-        if not mark or "url" not in place:
+        if not mark or "url" not in place or not {"fk", "parent", "type"} <= set(mark):
             raise InputError("not a Firefox places database (no moz_bookmarks/moz_places)")
-        folders = {row[0]: (row[1], row[2], row[3]) for row in db.execute(
-            "SELECT id, parent, title, guid FROM moz_bookmarks WHERE type = 2")}
-        has_keywords = bool(_columns(db, "moz_keywords"))
+        folders = _folders(db, mark)
+        keyword = _keyword_sql(db, mark)
     except sqlite3.DatabaseError as exc:
         raise InputError(f"places database unreadable: {exc}") from None
     tags_root = next((fid for fid, (_, _, guid) in folders.items()
                       if guid == "tags________"), -1)
-    keyword = ("(SELECT k.keyword FROM moz_keywords k WHERE k.place_id = b.fk LIMIT 1)"
-               if has_keywords else "NULL")
     select = ", ".join([*(f'b."{c}"' for c in mark),
                         *(f'p."{c}"' for c in place),
                         keyword,

@@ -28,7 +28,7 @@ def read_onetab(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord |
     """One record per line: ``url``, ``title`` and the tab ``group`` (1, 2, …)."""
     group = 1
     seen_in_group = False
-    for lineno, raw in enumerate(text_stream(stream), start=1):
+    for lineno, raw in enumerate(text_stream(stream, options.encoding), start=1):
         line = raw.strip()
         if not line:
             if seen_in_group:

@@ -18,7 +18,8 @@ _CHUNK = 1 << 16
 
 def sniff_pocket_csv(head: bytes) -> bool:
     columns = {c.lower() for c in csv_header(head)}
-    return {"url", "time_added", "status"} <= columns and "title" in columns
+    # Older exports have no status column.
+    return {"url", "time_added", "title"} <= columns
 
 
 def _pocket_csv(row: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +92,7 @@ class _PocketParser(TolerantHTMLParser):
 def read_pocket_html(stream: IO[bytes],
                      options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
     """Stream the entries (position: the line of each ``<a>``)."""
-    text = text_stream(stream)
+    text = text_stream(stream, options.encoding)
     parser = _PocketParser()
     while chunk := text.read(_CHUNK):
         parser.feed(chunk)
@@ -111,7 +112,7 @@ def read_pocket_html(stream: IO[bytes],
 
 POCKET_CSV = FileFormat(
     "pocket-csv", "Pocket export CSV (title,url,time_added,tags,status)",
-    "header with url, time_added, status", (".csv",), sniff_pocket_csv,
+    "header with title, url, time_added", (".csv",), sniff_pocket_csv,
     csv_reader(_pocket_csv), priority=30, container="csv",
 )
 POCKET_HTML = FileFormat(

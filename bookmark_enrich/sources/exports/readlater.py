@@ -10,11 +10,14 @@ from ._common import common_record, csv_header, csv_reader, split_tags, str_or_n
 __all__ = ["INSTAPAPER", "MATTER", "RAINDROP", "READWISE"]
 
 
-def _has_columns(*names: str) -> Any:
+def _has_columns(*names: str, any_of: tuple[str, ...] = ()) -> Any:
+    """A sniffer: the header has every one of ``names`` and, if given, one of ``any_of``."""
     wanted = {n.lower() for n in names}
+    some = {n.lower() for n in any_of}
 
     def sniff(head: bytes) -> bool:
-        return wanted <= {c.lower() for c in csv_header(head)}
+        columns = {c.lower() for c in csv_header(head)}
+        return wanted <= columns and (not some or bool(some & columns))
 
     return sniff
 
@@ -48,15 +51,20 @@ def _matter(row: dict[str, Any]) -> dict[str, Any]:
                          tags=split_tags(row.get("Tags"), ";,"))
 
 
+# Every header each service has shipped, old and new, is detected (issue 16):
+# Instapaper's older export has no Timestamp (and no Tags) column; Raindrop's older
+# backups and its documented import layout have no id column.
 INSTAPAPER = FileFormat(
-    "instapaper", "Instapaper CSV export", "header URL,Title,Selection,Folder,Timestamp",
-    (".csv",), _has_columns("URL", "Title", "Selection", "Folder", "Timestamp"),
+    "instapaper", "Instapaper CSV export",
+    "header URL,Title,Selection,Folder (Timestamp, Tags in newer exports)",
+    (".csv",), _has_columns("URL", "Title", "Selection", "Folder"),
     csv_reader(_instapaper), priority=32, container="csv",
 )
 RAINDROP = FileFormat(
     "raindrop", "Raindrop.io CSV export",
-    "header id,title,note,excerpt,url,folder,tags,created", (".csv",),
-    _has_columns("id", "title", "note", "excerpt", "url", "folder", "tags", "created"),
+    "header url,title,note,tags,created and excerpt, folder, cover or highlights", (".csv",),
+    _has_columns("url", "title", "note", "tags", "created",
+                 any_of=("excerpt", "folder", "cover", "highlights")),
     csv_reader(_raindrop), priority=33, container="csv",
 )
 READWISE = FileFormat(

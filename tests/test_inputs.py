@@ -1,0 +1,183 @@
+"""Real-world inputs (issue 16): cache keys migrated, damage kept local, exit statuses."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bookmark_enrich.cache import SCHEMA_VERSION, ResultCache
+from bookmark_enrich.cli import app
+from bookmark_enrich.models import Bookmark, StageOutcome
+from bookmark_enrich.settings import load_settings
+from bookmark_enrich.urls import bookmark_key, normalize_url, resolve_url
+from tests.helpers import CORE_ONLY
+from tests.servers.pages import PageServer
+
+
+def invoke(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), env=CORE_ONLY, input=input,
+                              catch_exceptions=False)
+
+
+def _old_cache(path: Path, rows: list[tuple[str, str]]) -> None:
+    """A version-1 cache whose keys came from the old normalization."""
+    with ResultCache(path) as cache:
+        run = cache.start_run("x", "text", {})
+        for old_key, url in rows:
+            bm = Bookmark(url=url, normalized=url, key=old_key, record={"url": url}, position=1)
+            cache.put(bm, {"fetch": StageOutcome.ok({"http_status": 200})}, run)
+        cache.flush()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+
+
+def test_an_old_cache_is_rekeyed_once_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "cache.db"
+    urls = ["https://Example.com/a?utm_source=x#f", "https://example.com/page?kr1"]
+    _old_cache(path, [("old-a", urls[0]), ("old-b", urls[1])])
+    with ResultCache(path) as cache:
+        new_keys = [bookmark_key(normalize_url(resolve_url(u))) for u in urls]
+        found = cache.lookup(new_keys)
+        assert set(found) == set(new_keys)  # nothing already enriched is fetched again
+        assert cache.lookup(["old-a", "old-b"]) == {}
+        assert cache.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        normalized = {r["normalized"] for r in cache.iter_rows("SELECT normalized FROM bookmarks")}
+        assert normalized == {"https://example.com/a", "https://example.com/page?kr1"}
+
+
+# ----------------------------------------------------------------- readers
+def _records(path: Path, **kw: object) -> list[dict[str, object]]:
+    from bookmark_enrich.sources import iter_bookmarks, open_source
+
+    src = open_source(str(path), **kw)  # type: ignore[arg-type]
+    try:
+        return [b.record for b in iter_bookmarks(src) if isinstance(b, Bookmark)]
+    finally:
+        src.close()
+
+
+def test_netscape_tags_are_a_list(tmp_path: Path) -> None:
+    path = tmp_path / "bookmarks.html"
+    path.write_text('<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<DL><p>\n'
+                    '<DT><A HREF="https://www.imdb.com/title/tt0111161/" '
+                    'TAGS="imdb,movie, towatch">The Shawshank Redemption</A>\n</DL><p>\n')
+    [record] = _records(path)
+    assert record["tags"] == ["imdb", "movie", "towatch"]
+
+
+def test_a_url_broken_over_lines_is_read_as_a_browser_reads_it(tmp_path: Path) -> None:
+    from bookmark_enrich.sources import iter_bookmarks, open_source
+
+    path = tmp_path / "pocket.csv"
+    path.write_bytes(b'title,url,time_added,tags,status\r\n'
+                     b'Long,"https://example.com/a/very/long/\r\npath?x=1",1700000000,,unread\r\n')
+    src = open_source(str(path))
+    try:
+        [bookmark] = list(iter_bookmarks(src))
+    finally:
+        src.close()
+    assert isinstance(bookmark, Bookmark)
+    assert bookmark.url == "https://example.com/a/very/long/path?x=1"
+
+
+# ----------------------------------------------------------------- writeback
+ENCODINGS = [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp1252", b""), ("latin-1", b""),
+             ("utf-16-le", b"\xff\xfe")]
+
+
+def _user_csv(urls: list[str], codec: str) -> str:
+    # Mixed quoting styles, CRLF, a cell quoted though it need not be, an empty cell.
+    café = "café" if codec != "latin-1" else "café ü"
+    rows = ['Title;URL;"note";n']
+    rows.append(f'"{café} – “quoted”";{urls[0]};"a; b ""x""";1')
+    rows.append(f'plain {café};"{urls[1]}";;2')
+    rows.append(f'{café};{urls[2]};  spaced  ;"3"')
+    return "\r\n".join(rows) + "\r\n"
+
+
+def _user_cells(data: bytes, codec: str, bom: bytes) -> list[bytes]:
+    """Every line's first four cells' bytes (the user's columns)."""
+    body = data[len(bom):].decode(codec).split("\r\n")
+    return [";".join(line.split(";")[:4]).encode(codec) for line in body]
+
+
+@pytest.mark.parametrize(("codec", "bom"), ENCODINGS,
+                         ids=["utf-8", "utf-8-bom", "cp1252", "latin-1", "utf-16"])
+def test_csv_writeback_keeps_the_users_bytes(tmp_path: Path, pages: PageServer,
+                                             codec: str, bom: bytes) -> None:
+    urls = [pages.url(f"/article/enc-{codec}-{len(bom)}-{i}") for i in range(3)]
+    text = _user_csv(urls, codec)
+    if codec == "latin-1":
+        text = text.replace("–", "-").replace("“", '"').replace("”", '"').replace(
+            '"quoted"', "quoted")
+    path = tmp_path / "bookmarks.csv"
+    path.write_bytes(bom + text.encode(codec))
+    original = path.read_bytes()
+    result = invoke("run", str(path), "--writeback", "--no-backup", "-q")
+    assert result.exit_code == 0, result.stderr
+    new = path.read_bytes()
+    assert new.startswith(bom) and new != original
+    assert _user_cells(new, codec, bom)[:4] == _user_cells(original, codec, bom)[:4]
+    lines = new[len(bom):].decode(codec).split("\r\n")
+    assert lines[0].startswith('Title;URL;"note";n;enrich_status;enrich_errors')
+    assert all(line.count(";") > 4 for line in lines[1:4]) and lines[4] == ""
+    assert "Tending a city garden" in lines[1]
+
+
+def test_writeback_refused_when_the_encoding_cannot_hold_the_value(
+        tmp_path: Path, pages: PageServer) -> None:
+    url = pages.url("/article/unicode-title")
+    path = tmp_path / "bookmarks.csv"
+    path.write_bytes(f"url,title\r\n{url},caf\xe9\r\n".encode("cp1252"))
+    original = path.read_bytes()
+    assert invoke("run", str(path), "-q").exit_code == 0
+    # The page's title now holds characters cp1252 has no byte for.
+    with ResultCache(load_settings().cache) as cache:
+        cache.conn.execute("UPDATE results SET output = json_set(output, '$.title', "
+                           "'東京の庭') WHERE stage = 'extract'")
+    result = invoke("writeback", str(path), "--no-backup")
+    assert result.exit_code != 0
+    assert path.read_bytes() == original
+    assert "line 2" in result.stderr and "-o FILE" in result.stderr
+
+
+# ----------------------------------------------------------------- exit status
+def test_skipped_records_exit_1_and_the_summary_says_so(tmp_path: Path,
+                                                        pages: PageServer) -> None:
+    path = tmp_path / "list.txt"
+    path.write_bytes(f"{pages.url('/article/x1')}\njavascript:void(0)\n"
+                     f"{pages.url('/article/x2')} ok\x00junk\n".encode())
+    result = invoke("run", str(path), "-q")
+    assert result.exit_code == 1
+    assert "line 2" in result.stderr and "line 3" in result.stderr
+    assert "bad input" in result.stderr  # the summary, although --quiet
+
+
+def test_all_rejected_exits_2_and_no_records_is_nothing_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "list.txt"
+    path.write_text("javascript:alert(1)\nhttps://bad\x01host/\n")
+    result = invoke("run", str(path), "-q")
+    assert result.exit_code == 2
+    assert f"no bookmark found in {path} (2 lines skipped: " in result.stderr
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    result = invoke("run", str(empty))
+    assert result.exit_code == 0 and "nothing to do" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_nul_in_a_csv_spoils_its_row_only(tmp_path: Path, pages: PageServer) -> None:
+    path = tmp_path / "b.csv"
+    path.write_bytes(f"url,title\n{pages.url('/article/n1')},a\x00b\n"
+                     f"{pages.url('/article/n2')},fine\n".encode())
+    for extra in ([], ["-f", "csv"]):
+        result = invoke("run", str(path), "-q", *extra)
+        assert result.exit_code == 1, result.stderr
+        assert "line 2" in result.stderr and "0x00" in result.stderr
+        assert result.stdout.count("\n") == 1
