@@ -6,8 +6,6 @@ import hashlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import courlan
-
 __all__ = ["InvalidURL", "bookmark_key", "normalize_url", "resolve_url"]
 
 _ALLOWED_SCHEMES = ("http", "https", "file")
@@ -53,6 +51,8 @@ def normalize_url(url: str) -> str:
     """The dedupe form: lower-case host, no fragment, no tracking parameters."""
     if url.startswith("file:"):
         return url
+    import courlan  # with urllib3 it costs 0.1 s: loaded by the first URL, not at start-up
+
     try:
         normalized = courlan.normalize_url(url, strict=False)
     except Exception:  # courlan raises assorted errors on odd input
