@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from .errors import CacheError
 from .models import Bookmark, StageOutcome
 from .records import dumps
@@ -36,6 +34,26 @@ _RESULT_COLUMNS = (
     "key", "stage", "status", "reason", "error", "attempts", "duration_ms",
     "finished_at", "fingerprint", "output", "text", "run_id",
 )
+
+_TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
+    "results": ({
+        "key": str, "stage": str, "status": str, "reason": str, "error": str,
+        "attempts": int, "duration_ms": int, "finished_at": float,
+        "fingerprint": str, "output": str, "text": str, "run_id": int,
+    }, ("key", "stage")),
+    "bookmarks": ({
+        "key": str, "url": str, "normalized": str, "record": str,
+        "source": str, "position": int, "first_seen": float, "last_seen": float,
+    }, "key"),
+    "runs": ({
+        "id": int, "source": str, "format": str, "options": str,
+        "started_at": float, "finished_at": float, "status": str,
+        "total": int, "ok": int, "partial": int, "failed": int,
+        "cached": int, "issues": int, "wall_seconds": float,
+        "host": str, "pid": int,
+    }, "id"),
+}
+"""The cache's tables: columns and primary key; created when missing."""
 
 
 @contextlib.contextmanager
@@ -83,7 +101,6 @@ class ResultCache:
                 f"{self.path}: not a usable cache ({exc}); move it aside or pass --cache PATH"
             ) from None
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         if not readonly:
             self._ensure_schema()
         self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -97,35 +114,18 @@ class ResultCache:
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
                 version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-                self.db.table("results").create(
-                    {
-                        "key": str, "stage": str, "status": str, "reason": str, "error": str,
-                        "attempts": int, "duration_ms": int, "finished_at": float,
-                        "fingerprint": str, "output": str, "text": str, "run_id": int,
-                    },
-                    pk=("key", "stage"),
-                    if_not_exists=True,
-                )
-                self.db.table("bookmarks").create(
-                    {
-                        "key": str, "url": str, "normalized": str, "record": str,
-                        "source": str, "position": int, "first_seen": float,
-                        "last_seen": float,
-                    },
-                    pk="key",
-                    if_not_exists=True,
-                )
-                self.db.table("runs").create(
-                    {
-                        "id": int, "source": str, "format": str, "options": str,
-                        "started_at": float, "finished_at": float, "status": str,
-                        "total": int, "ok": int, "partial": int, "failed": int,
-                        "cached": int, "issues": int, "wall_seconds": float,
-                        "host": str, "pid": int,
-                    },
-                    pk="id",
-                    if_not_exists=True,
-                )
+                have = {name for (name,) in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+                missing = [name for name in _TABLES if name not in have]
+                if missing:
+                    # sqlite_utils (and numpy, which it loads) only when a table is created:
+                    # a run over an existing cache starts without them (issue 23).
+                    import sqlite_utils
+
+                    db = sqlite_utils.Database(self.conn)
+                    for name in missing:
+                        columns, pk = _TABLES[name]
+                        db.table(name).create(columns, pk=pk, if_not_exists=True)
                 self.conn.execute(
                     "CREATE INDEX IF NOT EXISTS results_status ON results(stage, status, reason)"
                 )

@@ -15,16 +15,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import ResultCache, damage_is_cache_error
 from .errors import CacheError, UsageError
 from .fileio import replace_file
 from .models import Bookmark
-from .pipeline import build_record
 from .reports import FailureFilter
 from .settings import Settings
-from .stages import Stage, build_stages
+
+if TYPE_CHECKING:
+    from .stages import Stage
 
 __all__ = ["backup", "export_records", "open_reader", "prune_failed", "prune_older", "vacuum"]
 
@@ -139,6 +140,9 @@ def count_matching(cache: ResultCache, seconds: float | None = None,
 def export_records(cache: ResultCache, settings: Settings,
                    include_text: bool = False) -> Iterator[dict[str, Any]]:
     """Every cached bookmark as an output record (the shape `run` prints), in key order."""
+    from .pipeline import build_record  # the stages: only export needs them, not the reports
+    from .stages import build_stages
+
     stages: list[Stage] = build_stages(settings)
     try:
         after = ""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "SCHEMA_VERSION",
+    "STAGE_NAMES",
     "Bookmark",
     "Enrichment",
     "ErrorItem",
@@ -36,6 +37,10 @@ SCHEMA_VERSION = 1
 
 StageStatus = Literal["ok", "failed", "skipped"]
 RecordStatus = Literal["ok", "partial", "failed"]
+
+STAGE_NAMES: tuple[str, ...] = ("fetch", "extract", "summarize", "media")
+"""The built-in stages in pipeline order, for reports that must start without importing
+them (``status``); tests/test_startup.py checks it names ``stages.STAGES``."""
 
 
 @dataclass(slots=True)
@@ -140,7 +145,7 @@ def fingerprint_of(*parts: Any) -> str:
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ErrorItem(_Out):

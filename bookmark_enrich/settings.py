@@ -62,6 +62,7 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         validate_default=True,
+        defer_build=True,  # --help reads the fields; the validator is built on first use
     )
 
     # --- LLM (original names) -------------------------------------------------

@@ -12,17 +12,17 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
-from openai.types.chat.completion_create_params import ResponseFormat
 
 from ..errors import ServiceUnavailable, StageError
 from ..settings import Settings
 from .health import Check, timed
+
+if TYPE_CHECKING:  # openai costs 0.5 s to import: only a client that is made loads it
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat.completion_create_params import ResponseFormat
 
 __all__ = [
     "DEFAULT_CONTEXT_TOKENS",
@@ -154,6 +154,8 @@ class LLMClient:
     def __init__(self, settings: Settings, base_url: str | None = None) -> None:
         self.settings = settings
         self.base_url = (base_url or settings.lm_studio_api_url or DEFAULT_LLM_URL).rstrip("/")
+        from openai import AsyncOpenAI
+
         key = settings.lm_studio_api_key.get_secret_value() if settings.lm_studio_api_key else ""
         # Local servers ignore the key, but the openai package insists on one.
         self._openai = AsyncOpenAI(base_url=self.base_url, api_key=key or "not-needed",
@@ -277,6 +279,8 @@ class LLMClient:
                    response_format: ResponseFormat | None = None,
                    max_tokens: int | None = None) -> Completion:
         """One chat completion; raises LLMError with a reason code."""
+        import openai  # loaded already: the constructor made the client
+
         if self.model is None:
             await self.resolve()
         assert self.model is not None

@@ -15,9 +15,11 @@ bookmark URLs and never go through this policy.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,6 +228,13 @@ class _PolicyBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
+@functools.cache
+def _verifying_context() -> ssl.SSLContext:
+    """httpx's default certificate check, built once per process: each build loads the CA
+    bundle (about 30 ms), and the fetch stage has one transport per pool (issue 23)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 def policy_transport(policy: NetworkPolicy, *, limits: httpx.Limits,
                      resolver: Resolver | None = None) -> httpx.AsyncHTTPTransport:
     """An httpx transport whose every connection obeys ``policy``.
@@ -233,7 +242,8 @@ def policy_transport(policy: NetworkPolicy, *, limits: httpx.Limits,
     httpx has no public switch for the network backend, so the transport's
     connection pool is rebuilt with ours; everything else is httpx's own.
     """
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(verify=_verifying_context(), limits=limits,
+                                         trust_env=False)
     pool = transport._pool
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=pool._ssl_context,

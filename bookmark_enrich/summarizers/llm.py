@@ -16,10 +16,8 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from openai.types.chat import ChatCompletionMessageParam
-from openai.types.chat.completion_create_params import ResponseFormat
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ..attempts import with_retries
@@ -29,6 +27,10 @@ from ..services.llm import Completion, LLMClient, LLMError
 from ..settings import Settings
 from ..tags import normalize_tags, tag_identity
 from .base import Summary
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat.completion_create_params import ResponseFormat
 
 __all__ = [
     "PROMPT_VERSION",
