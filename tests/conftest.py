@@ -52,6 +52,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     # here (the network policy's own tests clear these).
     monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_HOSTS", LOOPBACK)
     monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_FILE_ROOTS", str(tmp_path))
+    # No test asks a real web archive: the archive stage is off unless a test turns it on
+    # (the `archive` fixture), and its address is a loopback port nothing listens on.
+    monkeypatch.setenv("BOOKMARK_ENRICH_ARCHIVE", "false")
+    monkeypatch.setenv("BOOKMARK_ENRICH_ARCHIVE_URL", "http://127.0.0.1:9")
     yield work
 
 

@@ -34,6 +34,7 @@ STAGES = "Stages"
 SUMMARY = "Summaries"
 TAGS = "Tags"
 MEDIA = "Media"
+ARCHIVE = "Web archive"
 WRITEBACK = "Writeback"
 DATABASE = "Database sources"
 QUEUE = "Queue"
@@ -191,6 +192,11 @@ MediaHostsOpt = Annotated[str | None, setting_option(
 MediaConcurrencyOpt = Annotated[int | None, setting_option("media_concurrency", panel=MEDIA)]
 MediaDirOpt = Annotated[Path | None, setting_option("media_dir", metavar="<dir>", panel=MEDIA)]
 CreateBucketOpt = Annotated[bool, setting_option("create_bucket", panel=MEDIA)]
+
+# ---------------------------------------------------------------- archive
+ArchiveOpt = Annotated[bool, setting_option("archive", "--archive/--no-archive", panel=STAGES)]
+ArchiveUrlOpt = Annotated[str | None, setting_option(
+    "archive_url", metavar="<url>", panel=ARCHIVE)]
 
 # -------------------------------------------------------------- writeback
 DryRunOpt = Annotated[bool, typer.Option(
