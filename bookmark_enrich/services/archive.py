@@ -36,6 +36,9 @@ from .netpolicy import NetworkPolicy, Resolver, policy_transport
 
 __all__ = ["ArchiveClient", "Capture", "Snapshot", "archive_checks", "wayback_timestamp"]
 
+_MIN_RETRIES = 3
+"""A busy archive (429, 5xx) is asked this many more times at least, within the deadline."""
+
 _RAW = re.compile(r"/(\d{4,14})(?:[a-z]{2}_)?/")
 """The timestamp segment of a snapshot URL (with any replay modifier, e.g. ``im_``)."""
 
@@ -174,7 +177,8 @@ class ArchiveClient:
     async def _with_retries(self, call: Any) -> Any:
         s = self.settings
         try:
-            value, _ = await with_retries(call, retries=s.retries, backoff=s.backoff,
+            value, _ = await with_retries(call, retries=max(s.retries, _MIN_RETRIES),
+                                          backoff=s.backoff,
                                           max_retry_after=s.archive_timeout)
         except StageError as exc:
             if exc.reason in (Reason.TOO_LARGE, Reason.BLOCKED_ADDRESS, Reason.ARCHIVE_ERROR):
