@@ -12,6 +12,7 @@ import gzip
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def capture_body() -> tuple[bytes, str]:
     return article_html("archived").encode(), "Tending a city garden"
 
 
-def rescue(**settings: object) -> dict[str, object]:
+def rescue(**settings: Any) -> dict[str, Any]:
     return {"enable_ai_summarization": True, "summarizer": "builtin", **settings}
 
 
