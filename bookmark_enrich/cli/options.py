@@ -229,7 +229,7 @@ QueueNameOpt = Annotated[str, typer.Option(
 # --------------------------------------------------------------- failures
 StageOpt = Annotated[str | None, typer.Option(
     "--stage", metavar="<list>", rich_help_panel=FILTER, show_default=False,
-    help="Only failures of these stages (fetch,extract,summarize,media).")]
+    help="Only failures of these stages (fetch,archive,extract,summarize,media).")]
 ReasonOpt = Annotated[str | None, typer.Option(
     "--reason", metavar="<list>", rich_help_panel=FILTER, show_default=False,
     help="Only failures with these reason codes (timeout,server_error,...).")]
