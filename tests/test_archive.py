@@ -8,14 +8,18 @@ the offline resolver (tests/offline). No test asks a real archive or resolver.
 from __future__ import annotations
 
 import asyncio
+import csv
 import gzip
+import io
 import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from bookmark_enrich.cli import app
 from bookmark_enrich.doctor import run_doctor
 from bookmark_enrich.extraction.parked import parking_marker
 from bookmark_enrich.services.archive import Snapshot, parse_availability, wayback_timestamp
@@ -26,6 +30,13 @@ from tests.servers.pages import CORPUS_DIR, PageServer, article_html
 
 PARKED = Path(__file__).parent / "fixtures" / "parked"
 CORPUS_PAGE = "042bb7b5fedab6eac7db576522b89b93904c237d344bcbe14a6a5ab7f7335856"
+
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, list(args))
 
 
 def closed_port() -> int:
@@ -233,3 +244,25 @@ def test_bookmark_dates_become_wayback_timestamps() -> None:
     assert wayback_timestamp("1546398245000") == "20190102030405"
     assert wayback_timestamp("yesterday") is None
     assert wayback_timestamp(None) is None
+
+
+# ------------------------------------------------------------------- dead
+def test_dead_lists_exactly_the_dead_bookmarks(pages: PageServer, archive: ArchiveServer,
+                                               tmp_path: Path) -> None:
+    live = pages.url("/article/listed-alive")
+    rescued = pages.url("/status/410/listed")
+    lost = "http://no-such-host.example.test/"
+    flaky = pages.url("/status/503/listed")  # not dead: it may come back
+    archive.add(rescued, article_html("listed"))
+    source = tmp_path / "urls.txt"
+    source.write_text("\n".join([live, rescued, lost, flaky]) + "\n")
+    assert invoke("run", str(source), "--quiet", "--retries", "0").exit_code in (0, 1)
+    rows = [json.loads(line) for line in invoke("dead", "--json").stdout.splitlines()]
+    assert {r["url"]: (r["reason"], r["rescued"]) for r in rows} == {
+        rescued: ("gone", True), lost: ("dns_error", False)}
+    found = next(r for r in rows if r["rescued"])
+    assert found["snapshot_url"] == f"{archive.base}/web/20150321120000/{rescued}"
+    assert found["first_seen_dead"] <= found["last_seen_dead"]
+    table = list(csv.DictReader(io.StringIO(invoke("dead", "--format", "csv").stdout)))
+    assert {r["url"] for r in table} == {rescued, lost}
+    assert "no-such-host" in invoke("dead").stdout

@@ -164,7 +164,7 @@ def test_retry_writeback_rewrites_the_recorded_file(pages: PageServer,
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--stage", "fetch,bogus"], "unknown stage 'bogus' (stages: fetch, archive, extract, summarize"),
+    (["--stage", "fetch,bogus"], "unknown stage 'bogus' (stages: fetch, archive, extract"),
     (["--reason", "timout"], "unknown reason 'timout'"),
     (["--since", "yesterday-ish"], "bad --since 'yesterday-ish'"),
     (["--stage", "summarize"], "stage 'summarize' is off in these settings"),
