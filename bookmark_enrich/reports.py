@@ -172,8 +172,11 @@ def status_report(cache: ResultCache, runs: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-able document."""
     counts = {t: next(cache.iter_rows(f"SELECT count(*) AS n FROM {t}"))["n"]
               for t in ("bookmarks", "results", "runs")}
+    dead = list(dead_bookmarks(cache))
+    rescued = sum(1 for d in dead if d["rescued"])
     return {"cache": str(cache.path), "counts": counts, "runs": last_runs(cache, runs),
-            "stages": stage_rates(cache), "reasons": top_reasons(cache)}
+            "stages": stage_rates(cache), "reasons": top_reasons(cache),
+            "dead": {"dead": len(dead), "rescued": rescued, "not_rescued": len(dead) - rescued}}
 
 
 # --------------------------------------------------------------------- show

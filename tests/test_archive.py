@@ -266,3 +266,6 @@ def test_dead_lists_exactly_the_dead_bookmarks(pages: PageServer, archive: Archi
     table = list(csv.DictReader(io.StringIO(invoke("dead", "--format", "csv").stdout)))
     assert {r["url"] for r in table} == {rescued, lost}
     assert "no-such-host" in invoke("dead").stdout
+    status = json.loads(invoke("status", "--json").stdout)
+    assert status["dead"] == {"dead": 2, "rescued": 1, "not_rescued": 1}
+    assert "dead links: 2 (1 rescued" in invoke("status").stdout
