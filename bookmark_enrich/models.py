@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "SCHEMA_VERSION",
     "STAGE_NAMES",
+    "ArchivedSnapshot",
     "Bookmark",
     "Enrichment",
     "ErrorItem",
@@ -38,7 +39,7 @@ SCHEMA_VERSION = 1
 StageStatus = Literal["ok", "failed", "skipped"]
 RecordStatus = Literal["ok", "partial", "failed"]
 
-STAGE_NAMES: tuple[str, ...] = ("fetch", "extract", "summarize", "media")
+STAGE_NAMES: tuple[str, ...] = ("fetch", "archive", "extract", "summarize", "media")
 """The built-in stages in pipeline order, for reports that must start without importing
 them (``status``); tests/test_startup.py checks it names ``stages.STAGES``."""
 
@@ -172,6 +173,17 @@ class MediaItem(_Out):
     source_url: str | None = None
 
 
+class ArchivedSnapshot(_Out):
+    """Where a dead page's text came from: the web archive's closest snapshot."""
+
+    snapshot_url: str = Field(description="The snapshot in the archive (open it to see "
+                              "the page as it was).")
+    timestamp: str = Field(description="When the archive captured it, ISO 8601 (UTC).")
+    archive: str = Field(description="The archive asked (`BOOKMARK_ENRICH_ARCHIVE_URL`).")
+    reason: str | None = Field(None, description="Why the page itself is dead: the fetch "
+                               "stage's reason code (`not_found`, `gone`, `dns_error`...).")
+
+
 class Enrichment(_Out):
     """What the tool found out. Never merged into the user's own fields."""
 
@@ -205,6 +217,10 @@ class Enrichment(_Out):
     model: str | None = None
     # media
     media: list[MediaItem] | None = None
+    # archive
+    archived: ArchivedSnapshot | None = Field(
+        None, description="Set when the page is dead and the text, summary and tags come "
+        "from a web archive's snapshot; the fetch error stays in `errors`.")
 
 
 class OutputRecord(_Out):

@@ -151,6 +151,13 @@ class Pipeline:
         self.source_location = source_location
         self.fingerprints = {s.name: s.fingerprint() for s in stages}
         self._by_name = {s.name: s for s in stages}
+        self._rescuers: dict[str, list[str]] = {}
+        for s in stages:
+            if s.rescues is not None:
+                self._rescuers.setdefault(s.rescues, []).append(s.name)
+        self._depends = {s.name: (*s.requires, *s.after,
+                                  *(r for req in s.requires for r in self._rescuers.get(req, ())))
+                         for s in stages}
         self._inflight: dict[str, asyncio.Future[dict[str, StageOutcome]]] = {}
         self._stopping = False
         self._abandon = False
@@ -168,6 +175,8 @@ class Pipeline:
             return False
         if outcome.status == "failed" and outcome.reason in RECHECKED_EVERY_RUN:
             return False
+        if not self._by_name[stage].still_valid(outcome):
+            return False
         if self.settings.force and outcome.run_id != self.run_id:
             return False
         return not (self.settings.retry_failed and outcome.status == "failed")
@@ -177,14 +186,18 @@ class Pipeline:
         invalid: set[str] = set()
         for stage in self.stages:
             if not self._valid(cached.get(stage.name), stage.name) or any(
-                r in invalid for r in stage.requires
+                r in invalid for r in self._depends[stage.name]
             ):
                 invalid.add(stage.name)
         to_run = set(invalid)
-        # A stage reading an uncached payload (the page body) needs its producer again.
+        # A stage reading an uncached payload (the page body) needs its producer again,
+        # and whichever stage may stand in for that producer.
         for stage in self.stages:
             if stage.name in invalid:
-                to_run.update(p for p in stage.needs_payload if p in self._by_name)
+                for producer in stage.needs_payload:
+                    if producer in self._by_name:
+                        to_run.add(producer)
+                        to_run.update(self._rescuers.get(producer, ()))
         return to_run
 
     # ------------------------------------------------------------ execution
@@ -196,12 +209,15 @@ class Pipeline:
         outcome.finished_at = time.time()
         return outcome
 
-    @staticmethod
-    def _upstream_skip(stage: Stage, ctx: StageContext) -> StageOutcome | None:
+    def _upstream_skip(self, stage: Stage, ctx: StageContext) -> StageOutcome | None:
         for required in stage.requires:
             up = ctx.outcomes.get(required)
             if up is None:
                 continue  # that stage is disabled in this run
+            if up.status != "ok" and any(
+                    (o := ctx.outcomes.get(r)) is not None and o.status == "ok"
+                    for r in self._rescuers.get(required, ())):
+                continue  # another stage made good its failure (an archived copy)
             if up.status == "failed":
                 return StageOutcome.skipped("upstream_failed", f"{required} failed")
             if up.status == "skipped":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["REASON_DOCS", "RECHECKED_EVERY_RUN", "Reason", "describe"]
+__all__ = ["DEAD_REASONS", "REASON_DOCS", "RECHECKED_EVERY_RUN", "Reason", "describe", "is_dead"]
 
 
 class Reason(StrEnum):
@@ -29,6 +29,10 @@ class Reason(StrEnum):
     RATE_LIMITED = "rate_limited"
     SERVER_ERROR = "server_error"
     NOT_FOUND = "not_found"
+    GONE = "gone"
+    DNS_ERROR = "dns_error"
+    CONNECTION_REFUSED = "connection_refused"
+    PARKED = "parked"
     HTTP_ERROR = "http_error"
     TOO_LARGE = "too_large"
     TOO_MANY_REDIRECTS = "too_many_redirects"
@@ -39,6 +43,11 @@ class Reason(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     READ_ERROR = "read_error"
     NO_BODY = "no_body"
+    # -- archive (rescuing dead links from a web archive)
+    NOT_DEAD = "not_dead"
+    NO_SNAPSHOT = "no_snapshot"
+    ARCHIVE_UNAVAILABLE = "archive_unavailable"
+    ARCHIVE_ERROR = "archive_error"
     # -- extract
     EXTRACT_ERROR = "extract_error"
     NO_CONTENT = "no_content"
@@ -88,12 +97,20 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.TIMEOUT: ("fetch, extract, media, summarize", "The server did not answer in "
                      "time, or a document's extraction took longer than "
                      "`document_timeout`."),
-    Reason.CONNECTION_ERROR: ("fetch, media", "The connection failed (refused, reset, "
-                              "name not resolved)."),
+    Reason.CONNECTION_ERROR: ("fetch, media", "The connection failed (reset, cut, "
+                              "unreachable network); refusals and unknown names have their "
+                              "own codes."),
     Reason.RATE_LIMITED: ("fetch, media, summarize", "HTTP 429 or the service's rate limit; "
                           "retried, honouring Retry-After."),
     Reason.SERVER_ERROR: ("fetch, media, summarize", "HTTP 5xx; retried with backoff."),
-    Reason.NOT_FOUND: ("fetch, media", "HTTP 404 or 410, or a missing file: the link is dead."),
+    Reason.NOT_FOUND: ("fetch, media", "HTTP 404, or a missing file: the link is dead."),
+    Reason.GONE: ("fetch, media", "HTTP 410 Gone: the link is dead, on purpose."),
+    Reason.DNS_ERROR: ("fetch, media", "The host name does not resolve (the domain is gone "
+                       "or mistyped): the link is dead."),
+    Reason.CONNECTION_REFUSED: ("fetch, media", "The server refused the connection on "
+                                "every attempt: the link is dead."),
+    Reason.PARKED: ("fetch", "The domain shows a parking or for-sale placeholder page (known "
+                    "parking services' markers): the link is dead."),
     Reason.HTTP_ERROR: ("fetch, media", "Another HTTP 4xx answer."),
     Reason.TOO_LARGE: ("fetch, media", "Larger than the size cap (`--max-page-mb`, "
                        "`--max-document-mb`, `MAX_MEDIA_SIZE_MB`); nothing is kept."),
@@ -109,6 +126,14 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.READ_ERROR: ("fetch", "A `file:` bookmark that could not be read."),
     Reason.NO_BODY: ("extract", "The page body is not available (the fetch was cached "
                      "without it and could not be repeated)."),
+    Reason.NOT_DEAD: ("archive", "Skipped: the page was fetched, so no archive is asked."),
+    Reason.NO_SNAPSHOT: ("archive", "Skipped: the web archive has no snapshot of the dead "
+                         "link (asked again after `archive_miss_ttl` days)."),
+    Reason.ARCHIVE_UNAVAILABLE: ("archive", "The web archive could not be reached, timed "
+                                 "out (`archive_timeout`) or kept answering 429; the run "
+                                 "goes on (`retry --reason archive_unavailable` asks again)."),
+    Reason.ARCHIVE_ERROR: ("archive", "The web archive's answer could not be read (not the "
+                           "availability API's JSON), or its snapshot could not be fetched."),
     Reason.EXTRACT_ERROR: ("extract", "The extractor failed on this page."),
     Reason.NO_CONTENT: ("extract, summarize", "Skipped: the page has no main text."),
     Reason.NOT_HTML: ("extract", "Skipped: the content type is not one the extractor reads "
@@ -157,6 +182,24 @@ def describe(reason: str) -> str:
         return REASON_DOCS[Reason(reason)][1]
     except ValueError:
         return ""
+
+
+DEAD_REASONS = frozenset({Reason.NOT_FOUND, Reason.GONE, Reason.DNS_ERROR,
+                          Reason.CONNECTION_REFUSED, Reason.PARKED})
+"""Fetch failures that mean the page is gone: the archive stage looks for a snapshot."""
+
+_UNREACHABLE = "host_unreachable"
+"""The unattended runs' fast-fail code: dead only when its cause was refusals or DNS."""
+
+
+def is_dead(reason: str | None, message: str | None = None) -> bool:
+    """Whether a fetch failure with this reason (and message) means the page is dead."""
+    if reason in DEAD_REASONS:
+        return True
+    if reason == _UNREACHABLE:
+        text = (message or "").lower()
+        return any(word in text for word in ("refused", "resolve", "dns_error", "dns"))
+    return False
 
 
 RECHECKED_EVERY_RUN = frozenset({Reason.BLOCKED_ADDRESS, Reason.BLOCKED_FILE})

@@ -19,13 +19,15 @@ from typing import Any
 from .cache import ResultCache
 from .errors import UsageError
 from .models import STAGE_NAMES
-from .reasons import Reason
+from .reasons import Reason, is_dead
 from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
 
 __all__ = [
+    "DEAD_COLUMNS",
     "KNOWN_REASONS",
     "FailureFilter",
     "bookmark_detail",
+    "dead_bookmarks",
     "failed_bookmarks",
     "failure_filter",
     "last_runs",
@@ -170,8 +172,11 @@ def status_report(cache: ResultCache, runs: int = 10) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-able document."""
     counts = {t: next(cache.iter_rows(f"SELECT count(*) AS n FROM {t}"))["n"]
               for t in ("bookmarks", "results", "runs")}
+    dead = list(dead_bookmarks(cache))
+    rescued = sum(1 for d in dead if d["rescued"])
     return {"cache": str(cache.path), "counts": counts, "runs": last_runs(cache, runs),
-            "stages": stage_rates(cache), "reasons": top_reasons(cache)}
+            "stages": stage_rates(cache), "reasons": top_reasons(cache),
+            "dead": {"dead": len(dead), "rescued": rescued, "not_rescued": len(dead) - rescued}}
 
 
 # --------------------------------------------------------------------- show
@@ -225,3 +230,38 @@ def failed_bookmarks(cache: ResultCache, flt: FailureFilter,
     for row in cache.iter_rows(sql, params):
         row["finished"] = _iso(row.pop("finished_at"))
         yield row
+
+
+# --------------------------------------------------------------------- dead
+DEAD_COLUMNS = ("url", "reason", "rescued", "snapshot_url", "snapshot_timestamp",
+                "first_seen_dead", "last_seen_dead", "message")
+
+
+def dead_bookmarks(cache: ResultCache) -> Iterator[dict[str, Any]]:
+    """Bookmarks whose page is dead (see :func:`reasons.is_dead`), with their snapshot.
+
+    ``first_seen_dead`` is the earlier of the fetch and archive results (the archive's
+    answer is kept across runs); ``last_seen_dead`` is the last run that listed the
+    bookmark while its page was dead.
+    """
+    sql = ("SELECT b.url, f.reason, f.error, f.finished_at AS fetched_at, b.last_seen, "
+           "a.status AS archive_status, a.reason AS archive_reason, a.output AS archive_output, "
+           "a.finished_at AS archived_at FROM results f "
+           "JOIN bookmarks b ON b.key = f.key "
+           "LEFT JOIN results a ON a.key = f.key AND a.stage = 'archive' "
+           "WHERE f.stage = 'fetch' AND f.status = 'failed' ORDER BY b.url")
+    for row in cache.iter_rows(sql):
+        if not is_dead(row["reason"], row["error"]):
+            continue
+        snapshot: dict[str, Any] = {}
+        if row["archive_status"] == "ok" and row["archive_output"]:
+            snapshot = json.loads(row["archive_output"]).get("archived") or {}
+        seen = [t for t in (row["fetched_at"], row["archived_at"]) if t is not None]
+        yield {
+            "url": row["url"], "reason": row["reason"], "rescued": bool(snapshot),
+            "snapshot_url": snapshot.get("snapshot_url"),
+            "snapshot_timestamp": snapshot.get("timestamp"),
+            "first_seen_dead": _iso(min(seen)) if seen else None,
+            "last_seen_dead": _iso(max([*seen, row["last_seen"] or 0])),
+            "message": row["error"],
+        }

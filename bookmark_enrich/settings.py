@@ -254,6 +254,27 @@ class Settings(BaseSettings):
     log_interval: float = Field(
         10.0, gt=0, description="Seconds between progress lines when stderr is not a terminal.")
 
+    # --- Web archive (BOOKMARK_ENRICH_*) --------------------------------------
+    archive: bool = Field(
+        True, description="Rescue dead links (404, 410, unknown names, refusals, parked "
+        "domains) from a web archive's snapshot.")
+    archive_url: str = Field(
+        "https://archive.org",
+        description="Web archive speaking the Wayback availability API (/wayback/available) "
+        "and serving raw captures (/web/<timestamp>id_/<url>): the Internet Archive, or a "
+        "self-hosted pywb or other Memento-compatible archive.")
+    archive_concurrency: int = Field(
+        2, ge=1, le=32, description="Requests in flight to the web archive (its own limit).")
+    archive_rate: float = Field(
+        1.0, ge=0, description="Requests per second to the web archive (0: no limit); a 429 "
+        "pauses every request for its Retry-After.")
+    archive_timeout: float = Field(
+        60.0, gt=0, description="Seconds one dead link's rescue may take (lookup, waits "
+        "and snapshot); then `archive_unavailable` and the run goes on.")
+    archive_miss_ttl: float = Field(
+        30.0, ge=0, description="Days before a link the archive had no snapshot of is "
+        "asked about again.")
+
     # --- Security (BOOKMARK_ENRICH_*) -----------------------------------------
     allow_private_network: bool = Field(
         False, description="Let bookmarks reach loopback, private, CGNAT and reserved "

@@ -22,6 +22,7 @@ pytest_plugins.append("tests.fixtures_llm")
 pytest_plugins.append("tests.fixtures_redis")
 pytest_plugins.append("tests.fixtures_postgres")
 pytest_plugins.append("tests.fixtures_s3")
+pytest_plugins.append("tests.fixtures_archive")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOPBACK = "127.0.0.0/8,::1"
@@ -52,6 +53,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     # here (the network policy's own tests clear these).
     monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_HOSTS", LOOPBACK)
     monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_FILE_ROOTS", str(tmp_path))
+    # No test asks a real web archive: the archive stage is off unless a test turns it on
+    # (the `archive` fixture), and its address is a loopback port nothing listens on.
+    monkeypatch.setenv("BOOKMARK_ENRICH_ARCHIVE", "false")
+    monkeypatch.setenv("BOOKMARK_ENRICH_ARCHIVE_URL", "http://127.0.0.1:9")
     yield work
 
 

@@ -127,7 +127,7 @@ def test_duplicates_are_enriched_once_but_each_gets_a_record(pages: PageServer) 
 
 def test_connection_refused_is_a_reason_not_a_crash() -> None:
     records, _ = run_library(["http://127.0.0.1:9/nothing"], retries=0)
-    assert records[0]["errors"][0]["reason"] == "connection_error"
+    assert records[0]["errors"][0]["reason"] == "connection_refused"
 
 
 def test_corpus_page_extracts(pages: PageServer) -> None:

@@ -82,9 +82,9 @@ def test_status_after_a_mixed_run(mixed: Mixed) -> None:
     assert (fetch["ok"], fetch["failed"], fetch["success_rate"]) == (2, 3, 0.4)
     reasons = {(r["stage"], r["reason"]): r["count"] for r in doc["reasons"]}
     assert reasons == {("fetch", "not_found"): 1, ("fetch", "server_error"): 1,
-                       ("fetch", "connection_error"): 1}
+                       ("fetch", "connection_refused"): 1}
     table = invoke("status").stdout
-    for text in ("runs", "finished", "fetch", "40.0%", "not_found", "connection_error"):
+    for text in ("runs", "finished", "fetch", "40.0%", "not_found", "connection_refused"):
         assert text in table
 
 
@@ -112,10 +112,10 @@ def test_runs_failed_lists_reasons(mixed: Mixed) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {(r["url"], r["reason"]) for r in rows} == {
         (mixed.missing, "not_found"), (mixed.flaky, "server_error"),
-        (mixed.down, "connection_error")}
+        (mixed.down, "connection_refused")}
     only = invoke("runs", "--failed", "--reason", "not_found", "--json").stdout.splitlines()
     assert [json.loads(line)["url"] for line in only] == [mixed.missing]
-    assert "connection_error" in invoke("runs", "--failed").stdout
+    assert "connection_refused" in invoke("runs", "--failed").stdout
     runs = [json.loads(line) for line in invoke("runs", "--json").stdout.splitlines()]
     assert runs[0]["source"] == str(mixed.file)
     assert "finished" in invoke("runs").stdout
@@ -135,7 +135,7 @@ def test_retry_reruns_only_the_failures_of_one_reason(mixed: Mixed, pages: PageS
     assert list(hits) == ["/flaky/" + mixed.flaky.rsplit("/", 1)[1]]
     doc = json.loads(invoke("status", "--json").stdout)
     assert doc["runs"][0]["source"] == f"retry: {mixed.file}"
-    assert {r["reason"] for r in doc["reasons"]} == {"not_found", "connection_error"}
+    assert {r["reason"] for r in doc["reasons"]} == {"not_found", "connection_refused"}
     shown = json.loads(invoke("show", mixed.flaky, "--json").stdout)
     assert shown["enrichment"]["title"].startswith("Tending a city garden")
     assert shown["bookmark"]["source"] == str(mixed.file)  # still points at the file
@@ -164,7 +164,7 @@ def test_retry_writeback_rewrites_the_recorded_file(pages: PageServer,
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--stage", "fetch,bogus"], "unknown stage 'bogus' (stages: fetch, extract, summarize"),
+    (["--stage", "fetch,bogus"], "unknown stage 'bogus' (stages: fetch, archive, extract"),
     (["--reason", "timout"], "unknown reason 'timout'"),
     (["--since", "yesterday-ish"], "bad --since 'yesterday-ish'"),
     (["--stage", "summarize"], "stage 'summarize' is off in these settings"),
@@ -249,7 +249,7 @@ def test_cache_commands(mixed: Mixed, cache_path: Path, isolated_env: Path) -> N
     pruned = invoke("cache", "prune", "--failed", "--reason", "not_found", "--yes")
     assert pruned.exit_code == 0 and "deleted 1 results" in pruned.stderr
     reasons = {r["reason"] for r in json.loads(invoke("status", "--json").stdout)["reasons"]}
-    assert reasons == {"server_error", "connection_error"}
+    assert reasons == {"server_error", "connection_refused"}
     assert invoke("cache", "vacuum").exit_code == 0
     bad = invoke("cache", "prune", "--failed", "--older-than", "1d", "--yes")
     assert bad.exit_code == 2

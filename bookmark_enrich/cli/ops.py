@@ -1,4 +1,4 @@
-"""Operations: `doctor`, `status`, `show`, `runs` and `retry`.
+"""Operations: `doctor`, `status`, `show`, `runs`, `dead` and `retry`.
 
 Reports are data, so they go to stdout (a table, or JSON with ``--json``); the
 work happens in doctor.py, reports.py and retry.py.
@@ -48,6 +48,7 @@ from .options import (
     UrlFieldOpt,
     WaitLockOpt,
     WhereOpt,
+    choice,
 )
 from .tables import print_bookmark, print_doctor, print_rows, print_status
 
@@ -180,6 +181,40 @@ def runs_cmd(
     print_rows(rows, cols)
     if failed and not rows:
         say("no failures match")
+
+
+@app.command(rich_help_panel=PANEL)
+@exits
+def dead(
+    ctx: typer.Context,
+    cache: CacheOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout.")] = False,
+    output_format: Annotated[str, typer.Option(
+        "--format", parser=choice(("table", "csv"), "format"),
+        help="table or csv (with --json: JSON Lines).")] = "table",
+) -> None:
+    """Bookmarks whose page is dead: the reason, when, and the archive's snapshot.
+
+    Example: bookmark-enrich dead --format csv > dead.csv
+    """
+    import csv
+    import sys
+
+    from ..reports import DEAD_COLUMNS, dead_bookmarks
+
+    with reader(settings_from_ctx(ctx).cache) as c:
+        rows = list(dead_bookmarks(c))
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+    elif output_format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=DEAD_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        print_rows(rows, ("url", "reason", "rescued", "snapshot_timestamp", "last_seen_dead"))
+        if not rows:
+            say("no dead bookmarks in the cache")
 
 
 @app.command(rich_help_panel=PANEL)

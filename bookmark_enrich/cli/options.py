@@ -34,6 +34,7 @@ STAGES = "Stages"
 SUMMARY = "Summaries"
 TAGS = "Tags"
 MEDIA = "Media"
+ARCHIVE = "Web archive"
 WRITEBACK = "Writeback"
 DATABASE = "Database sources"
 QUEUE = "Queue"
@@ -204,6 +205,11 @@ MediaConcurrencyOpt = Annotated[int | None, setting_option("media_concurrency", 
 MediaDirOpt = Annotated[Path | None, setting_option("media_dir", metavar="<dir>", panel=MEDIA)]
 CreateBucketOpt = Annotated[bool, setting_option("create_bucket", panel=MEDIA)]
 
+# ---------------------------------------------------------------- archive
+ArchiveOpt = Annotated[bool, setting_option("archive", "--archive/--no-archive", panel=STAGES)]
+ArchiveUrlOpt = Annotated[str | None, setting_option(
+    "archive_url", metavar="<url>", panel=ARCHIVE)]
+
 # -------------------------------------------------------------- writeback
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", rich_help_panel=WRITEBACK,
@@ -235,7 +241,7 @@ QueueNameOpt = Annotated[str, typer.Option(
 # --------------------------------------------------------------- failures
 StageOpt = Annotated[str | None, typer.Option(
     "--stage", metavar="<list>", rich_help_panel=FILTER, show_default=False,
-    help="Only failures of these stages (fetch,extract,summarize,media).")]
+    help="Only failures of these stages (fetch,archive,extract,summarize,media).")]
 ReasonOpt = Annotated[str | None, typer.Option(
     "--reason", metavar="<list>", rich_help_panel=FILTER, show_default=False,
     help="Only failures with these reason codes (timeout,server_error,...).")]

@@ -69,6 +69,11 @@ def print_status(doc: dict[str, Any]) -> None:
     for r in doc["reasons"]:
         f.add_row(cell(r["stage"]), cell(r["reason"]), str(r["count"]))
     out.print(f)
+    dead = doc.get("dead") or {}
+    if dead.get("dead"):
+        out.print(f"dead links: {dead['dead']} ({dead['rescued']} rescued from the web "
+                  f"archive, {dead['not_rescued']} not); `bookmark-enrich dead` lists them",
+                  soft_wrap=True)
 
 
 def print_bookmark(doc: dict[str, Any]) -> None:

@@ -15,9 +15,9 @@ import httpx
 
 from ..errors import StageError
 from ..reasons import Reason
-from .netpolicy import AddressBlocked
+from .netpolicy import AddressBlocked, NameNotResolved
 
-__all__ = ["error_for_exception", "error_for_status", "parse_retry_after"]
+__all__ = ["connect_reason", "error_for_exception", "error_for_status", "parse_retry_after"]
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -55,9 +55,33 @@ def error_for_status(status: int, headers: Mapping[str, str] | None = None, *,
         return StageError(Reason.SERVER_ERROR, f"{prefix}HTTP {status}", retryable=True,
                           retry_after=retry_after)
     if status in (404, 410):
-        return StageError(Reason.NOT_FOUND, f"{prefix}HTTP {status}",
-                          retryable=gone_is_retryable)
+        return StageError(Reason.GONE if status == 410 else Reason.NOT_FOUND,
+                          f"{prefix}HTTP {status}", retryable=gone_is_retryable)
     return StageError(Reason.HTTP_ERROR, f"{prefix}HTTP {status}")
+
+
+_DNS_WORDS = ("name or service not known", "nodename nor servname", "no address associated",
+              "getaddrinfo failed", "temporary failure in name resolution", "no such host",
+              "cannot resolve")
+
+
+def connect_reason(exc: httpx.ConnectError) -> Reason:
+    """Which kind of failed connection: an unknown name, a refusal, or something else."""
+    if isinstance(exc, NameNotResolved):
+        return Reason.DNS_ERROR
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 8:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return Reason.CONNECTION_REFUSED
+    text = " ".join(str(e) for e in chain).lower()
+    if any(word in text for word in _DNS_WORDS):
+        return Reason.DNS_ERROR
+    if "refused" in text or "errno 111" in text or "connect call failed" in text:
+        return Reason.CONNECTION_REFUSED
+    return Reason.CONNECTION_ERROR
 
 
 def error_for_exception(exc: httpx.HTTPError | httpx.InvalidURL, *, what: str = "",
@@ -79,7 +103,7 @@ def error_for_exception(exc: httpx.HTTPError | httpx.InvalidURL, *, what: str = 
     if isinstance(exc, httpx.TimeoutException):
         return StageError(Reason.TIMEOUT, prefix + type(exc).__name__, retryable=True)
     if isinstance(exc, httpx.ConnectError):
-        return StageError(Reason.CONNECTION_ERROR, prefix + detail, retryable=True)
+        return StageError(connect_reason(exc), prefix + detail, retryable=True)
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         if broken_body == Reason.TRUNCATED:
             return StageError(Reason.TRUNCATED, f"{prefix}the connection ended before the "

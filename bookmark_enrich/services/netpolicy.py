@@ -29,6 +29,7 @@ import httpx
 
 __all__ = [
     "AddressBlocked",
+    "NameNotResolved",
     "NetworkPolicy",
     "Resolver",
     "classify",
@@ -57,6 +58,10 @@ class AddressBlocked(httpx.TransportError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NameNotResolved(httpx.ConnectError):
+    """A host name that does not resolve: the domain is gone (or mistyped)."""
 
 
 def parse_ip(host: str) -> IPAddress | None:
@@ -171,7 +176,7 @@ class NetworkPolicy:
         literal = parse_ip(host)
         addresses = [str(literal)] if literal is not None else await resolver(host, port)
         if not addresses:
-            raise httpx.ConnectError(f"{host}: no address")
+            raise NameNotResolved(f"{host}: no address")
         for address in addresses:
             problem = self.refusal(host, ipaddress.ip_address(address.split("%", 1)[0]))
             if problem is not None:
@@ -185,7 +190,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+        raise NameNotResolved(f"cannot resolve {host}: {exc.strerror or exc}") from None
     seen: list[str] = []
     for info in infos:
         address = str(info[4][0])

@@ -1,8 +1,9 @@
-"""The stages, in pipeline order: fetch, extract, summarize, media."""
+"""The stages, in pipeline order: fetch, archive, extract, summarize, media."""
 
 from __future__ import annotations
 
 from ..settings import Settings
+from .archive import ArchiveStage
 from .base import Stage, StageContext, TagHintProvider
 from .extract import ExtractStage
 from .fetch import FetchStage
@@ -11,6 +12,7 @@ from .summarize import SummarizeStage
 
 __all__ = [
     "STAGES",
+    "ArchiveStage",
     "ExtractStage",
     "FetchStage",
     "MediaStage",
@@ -21,7 +23,8 @@ __all__ = [
     "build_stages",
 ]
 
-STAGES: tuple[type[Stage], ...] = (FetchStage, ExtractStage, SummarizeStage, MediaStage)
+STAGES: tuple[type[Stage], ...] = (FetchStage, ArchiveStage, ExtractStage, SummarizeStage,
+                                     MediaStage)
 """Every built-in stage, in the order a bookmark goes through them."""
 
 

@@ -55,12 +55,18 @@ class Stage(ABC):
     stages whose ok result this one needs (otherwise it is skipped);
     ``needs_payload`` lists stages whose in-memory payload (never cached, like a
     page body) it reads, so the pipeline re-runs those when this one must run.
+    ``after`` lists stages whose result this one reads whatever it was (it runs
+    again when they do, but is never skipped for their failure). A stage that
+    ``rescues`` another stands in for it when it failed: stages requiring that
+    one run when the rescuer is ok (the archive rescues a dead fetch).
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     requires: ClassVar[tuple[str, ...]] = ()
     needs_payload: ClassVar[tuple[str, ...]] = ()
+    after: ClassVar[tuple[str, ...]] = ()
+    rescues: ClassVar[str | None] = None
     follows_network_policy: ClassVar[bool] = False
     """True for stages that connect on a bookmark's behalf (see Settings.network_policy)."""
 
@@ -77,6 +83,10 @@ class Stage(ABC):
     def fingerprint(self) -> str:
         """Changes whenever a setting that changes this stage's output changes."""
         return fingerprint_of(self.name, self.version)
+
+    def still_valid(self, outcome: StageOutcome) -> bool:
+        """Whether a cached outcome (with the current fingerprint) may still be used."""
+        return True
 
     async def preflight(self) -> None:  # noqa: B027 - optional hook
         """Check the stage's service before a run; raise ServiceUnavailable."""

@@ -27,6 +27,7 @@ class ExtractStage(Stage):
     version: ClassVar[str] = "2"
     requires: ClassVar[tuple[str, ...]] = ("fetch",)
     needs_payload: ClassVar[tuple[str, ...]] = ("fetch",)
+    # The archive stage's payload stands in for fetch's (Pipeline: Stage.rescues).
 
     def fingerprint(self) -> str:
         return fingerprint_of(self.name, self.version, version("trafilatura"),
@@ -34,9 +35,11 @@ class ExtractStage(Stage):
                               version("pypdfium2"), self.settings.max_document_pages)
 
     async def run(self, ctx: StageContext) -> StageOutcome:
-        fetched = ctx.output("fetch")
+        # A dead page rescued from the web archive is read from its snapshot.
+        source = "archive" if ctx.output("archive") else "fetch"
+        fetched = ctx.output(source)
         content_type = fetched.get("content_type")
-        page = ctx.payload("fetch")
+        page = ctx.payload(source)
         url = fetched.get("final_url") or ctx.bookmark.url
         kind = document_kind(content_type, url, page.body[:1024]) \
             if isinstance(page, Page) else None

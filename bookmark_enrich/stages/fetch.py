@@ -15,6 +15,7 @@ import httpx
 from ..attempts import with_retries
 from ..errors import StageError
 from ..extraction.documents import DOCUMENT_TYPES, document_kind, may_be_document
+from ..extraction.parked import parking_marker
 from ..models import StageOutcome, fingerprint_of
 from ..reasons import Reason
 from ..services.http import error_for_exception, error_for_status
@@ -120,6 +121,11 @@ class FetchStage(Stage):
             backoff=s.backoff,
             max_retry_after=s.max_retry_after,
         )
+        if page is not None and is_textual(page.content_type):
+            marker = parking_marker(page.body)
+            if marker is not None:  # the domain lapsed: a dead link the archive may rescue
+                raise StageError(Reason.PARKED, f"a parked domain's placeholder page "
+                                 f"({marker})", attempts=attempts)
         return StageOutcome.ok(output, attempts=attempts, payload=page)
 
     async def _get(self, url: str) -> tuple[dict[str, Any], Page | None]:

@@ -1,0 +1,56 @@
+"""Parked domains: a 200 page that is only a parking or for-sale placeholder.
+
+A domain that lapsed is often bought by a parking service, which answers every
+path with ads or an offer to sell the name. The fetch succeeds, but the page the
+user bookmarked is gone. The markers below are the parking services' own
+scripts, hosts and stock sentences, matched in the start of the body (parking
+pages are small; an article quoting one of these phrases is long, so only a
+short page or a service's script counts).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parking_marker"]
+
+_HEAD = 64 * 1024
+"""Bytes looked at: parking pages put their markers early."""
+
+_SHORT_TEXT = 2000
+"""A page with more visible text than this is not a placeholder, whatever it quotes."""
+
+_SERVICE_MARKERS = (
+    # Scripts, hosts and variables only a parking service's page carries.
+    "sedoparking.com", "sedoparkingurl", "footer_domain_parking",
+    "parkingcrew.net", "bodis.com/", "window.park", "img1.wsimg.com/parking-lander",
+    "parklogic.com", "above.com/marketplace", "dsparking.com", "dan.com/buy-domain",
+    "hugedomains.com/domain_profile", "afternic.com/forsale", "domainmarket.com/buynow",
+    "adsense/domains/caf.js", "parking-lander",
+)
+_PHRASE_MARKERS = (
+    # Stock sentences of placeholder pages; they count only on a short page.
+    "this domain may be for sale", "this domain is for sale", "the domain name is for sale",
+    "buy this domain", "this domain name is parked", "domain is parked free",
+    "because this domain has been parked", "parked free, courtesy of",
+    "this web page is parked", "domain names for sale", "inquire about this domain",
+    "make an offer on this domain",
+)
+
+_TAGS = re.compile(rb"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", re.S | re.I)
+
+
+def parking_marker(body: bytes) -> str | None:
+    """The parking marker found in an HTML ``body``, or None for an ordinary page."""
+    head = body[:_HEAD]
+    lowered = head.lower()
+    for marker in _SERVICE_MARKERS:
+        if marker.encode() in lowered:
+            return marker
+    text = b" ".join(_TAGS.sub(b" ", lowered).split())
+    if len(text) > _SHORT_TEXT:
+        return None
+    for marker in _PHRASE_MARKERS:
+        if marker.encode() in text:
+            return marker
+    return None
