@@ -78,6 +78,8 @@ class RunStats:
     """(stage, reason) → count of failures."""
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per stage figures from Stage.metrics()."""
+    run_id: int | None = None
+    """The run's row in the cache's runs table (reports and metrics read it back)."""
 
     def observe(self, event: Event) -> None:
         if isinstance(event, BookmarkDone):
