@@ -73,8 +73,11 @@ from .options import (
     WhereOpt,
     option_help,
 )
+from .report import MetricsFileOpt, ReportFileOpt, write_after_run
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..settings import Settings
     from ..sinks import OutputFormat
     from ..writeback import WritebackOptions
@@ -109,6 +112,8 @@ def run(
     output_format: FormatOpt = "jsonl",
     include_text: IncludeTextOpt = False,
     quiet: QuietOpt = False,
+    report_file: ReportFileOpt = None,
+    metrics_file: MetricsFileOpt = None,
     cache: CacheOpt = None,
     force: ForceOpt = False,
     retry_failed: RetryFailedOpt = False,
@@ -176,12 +181,14 @@ def run(
          queue=None if queue is None else {
              "url": queue, "name": queue_name, "batch_size": batch_size,
              "no_worker_timeout": no_worker_timeout, "quiet": quiet,
-             "max_inflight": concurrency if given(ctx, "concurrency") else None})
+             "max_inflight": concurrency if given(ctx, "concurrency") else None},
+         reports=(report_file, metrics_file))
 
 
 def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
          output_format: OutputFormat, quiet: bool, wait_lock: bool, keep_going: bool,
-         writeback: WritebackOptions | None, queue: dict[str, Any] | None) -> None:
+         writeback: WritebackOptions | None, queue: dict[str, Any] | None,
+         reports: tuple[Path | None, Path | None] = (None, None)) -> None:
     """Open the source (and its writer), enrich into the sink, summarize, exit."""
     from ..lock import cache_lock
     from ..progress import print_summary
@@ -222,6 +229,8 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
         print_summary(err, stats)
         if writer is not None and late is None:
             say(writer.summary_line())
+    write_after_run(settings.cache, stats.run_id, report=reports[0], metrics=reports[1],
+                    quiet=quiet)
     if late is not None:
         raise late
     if stats.interrupted:

@@ -105,7 +105,7 @@ class SummarizeStage(Stage):
             return StageOutcome.skipped("no_content", exc.message)
         provider.observe(result.tags)
         merged = normalize_tags([*own, *result.tags], lowercase=self.settings.lowercase_tags)
-        output = {
+        output: dict[str, Any] = {
             "summary": result.summary,
             "keywords": result.keywords,
             "tags": result.tags,
