@@ -57,7 +57,7 @@ figure,tr{break-inside:avoid}a{color:inherit;text-decoration:none}}
 
 SCRIPT = """
 (function(){
-var t=document.getElementById('failures');if(!t)return;
+var t=document.getElementById('failed-bookmarks');if(!t)return;
 var box=document.getElementById('failure-filters'),rows=t.tBodies[0].rows;
 var st=document.getElementById('f-stage'),re=document.getElementById('f-reason'),
 q=document.getElementById('f-text'),n=document.getElementById('f-count');

@@ -51,8 +51,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *,
 def bar_chart(title: str, rows: Sequence[tuple[str, float]], *, unit: str = "count",
               css: str = "bar") -> str:
     """Horizontal bars (one per label) and the same data as a table."""
-    if not rows:
-        return f'<p class="empty">{esc(title)}: nothing to show.</p>'
+    if not rows or not any(v for _, v in rows):
+        return f'<h3>{esc(title)}</h3><p class="empty">Nothing to show.</p>'
     cid = f"chart{next(_ids)}"
     top = max(v for _, v in rows) or 1
     plot = _WIDTH - _LABEL_W - 70
@@ -70,9 +70,9 @@ def bar_chart(title: str, rows: Sequence[tuple[str, float]], *, unit: str = "cou
             f"<title>{esc(label)}: {esc(_fmt(value))}</title></rect>"
             f'<text class="val" x="{_LABEL_W + w + 4:.1f}" y="{y + 15}">{esc(_fmt(value))}</text>')
     parts.append("</svg>")
-    return (f'<figure class="pair"><div>{"".join(parts)}</div><figcaption>'
-            + table(("", unit), [(label, value) for label, value in rows],
-                    caption=f"{title} (data)") + "</figcaption></figure>")
+    return (f'<h3>{esc(title)}</h3><figure class="pair"><div>{"".join(parts)}</div>'
+            "<figcaption>" + table(("", unit), [(label, value) for label, value in rows],
+                                   caption=f"{title} (data)") + "</figcaption></figure>")
 
 
 Series = tuple[str, Sequence[float], str]
@@ -83,7 +83,7 @@ def column_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
                  label_head: str = "") -> str:
     """Stacked columns (runs, minutes) and the same data as a table."""
     if not labels:
-        return f'<p class="empty">{esc(title)}: nothing to show.</p>'
+        return f'<h3>{esc(title)}</h3><p class="empty">Nothing to show.</p>'
     cid = f"chart{next(_ids)}"
     totals = [sum(s[1][i] for s in series) for i in range(len(labels))]
     top = max(totals) or 1
@@ -113,6 +113,7 @@ def column_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
     parts.append("</svg>")
     legend = "".join(f'<span class="key {css}">{esc(name)}</span>' for name, _, css in series)
     rows = [(label, *(s[1][i] for s in series)) for i, label in enumerate(labels)]
-    return (f'<figure class="pair"><div>{"".join(parts)}<p class="legend">{legend}</p></div>'
-            "<figcaption>" + table((label_head, *(s[0] for s in series)), rows,
-                                   caption=f"{title} (data)") + "</figcaption></figure>")
+    return (f'<h3>{esc(title)}</h3><figure class="pair"><div>{"".join(parts)}'
+            f'<p class="legend">{legend}</p></div><figcaption>'
+            + table((label_head, *(s[0] for s in series)), rows, caption=f"{title} (data)")
+            + "</figcaption></figure>")

@@ -78,7 +78,7 @@ def collection(cache: ResultCache, scope: Scope) -> dict[str, Any]:
                     "instr(json_extract(r.output, '$.content_type') || ';', ';') - 1)), '')")
     return {
         "tags": _top_values(cache, scope, "summarize", "$.tags", 30),
-        "keywords": _top_values(cache, scope, "summarize", "$.keywords", 30),
+        "keywords": _top_values(cache, scope, "summarize", "$.keywords", 20),
         "pairs": cooccurrence(cache, scope),
         "languages": _grouped(cache, scope, "extract", "json_extract(r.output, '$.language')"),
         "content_types": _grouped(cache, scope, "fetch", f"lower({content_type})"),

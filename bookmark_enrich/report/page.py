@@ -173,7 +173,7 @@ def _failure_table(out: TextIO, cache: ResultCache, scope: Scope, limit: int) ->
               '<label>Reason<select id="f-reason"><option value="">all</option></select>'
               '</label><label>Text<input id="f-text" type="search"></label>'
               '<span id="f-count" class="muted"></span></div>')
-    out.write('<div class="scroll"><table id="failures"><thead><tr><th scope="col">URL</th>'
+    out.write('<div class="scroll"><table id="failed-bookmarks"><thead><tr><th scope="col">URL</th>'
               '<th scope="col">title</th><th scope="col">stage</th><th scope="col">reason</th>'
               '<th scope="col">message</th></tr></thead><tbody>')
     for row in failed_rows(cache, scope, limit):
