@@ -38,7 +38,7 @@ overflow-wrap:anywhere}
 figure{margin:0}.pair{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px;
 align-items:start;margin:.5em 0 1em}
 @media (max-width:800px){.pair{grid-template-columns:minmax(0,1fr)}}
-svg.chart{width:100%;height:auto;display:block}
+svg.chart{width:100%;max-width:560px;height:auto;display:block}
 svg .lbl,svg .val{fill:var(--fg);font-size:12px}svg .val{fill:var(--muted)}
 svg .axis{stroke:var(--line)}
 .s-bar{fill:var(--bar)}.s-ok{fill:var(--ok)}.s-bad{fill:var(--bad)}.s-warn{fill:var(--warn)}
@@ -49,7 +49,7 @@ vertical-align:-.05em;background:var(--bar)}
 .dead{color:var(--bad);font-weight:600}
 .filters{display:flex;flex-wrap:wrap;gap:8px;margin:.5em 0}
 .filters label{font-size:.9rem}.filters select,.filters input{font:inherit;margin-left:.3em}
-tr.hide{display:none}
+tr.hide,.filters[hidden]{display:none}
 @media print{:root{--bg:#fff;--fg:#000;--card:#fff;--code:#f4f4f4}
 .filters,nav{display:none}main{max-width:none;padding:0}h2{break-after:avoid}
 figure,tr{break-inside:avoid}a{color:inherit;text-decoration:none}}

@@ -15,8 +15,9 @@ __all__ = ["Series", "bar_chart", "column_chart", "esc", "table"]
 
 _ids = itertools.count(1)
 _ROW = 22
-_LABEL_W = 180
-_WIDTH = 640
+_LABEL_W = 150
+_WIDTH = 420
+"""Narrow enough that the text stays legible when a phone scales the chart down."""
 
 
 def esc(value: object) -> str:
@@ -24,7 +25,7 @@ def esc(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _short(label: str, limit: int = 28) -> str:
+def _short(label: str, limit: int = 24) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
@@ -55,7 +56,7 @@ def bar_chart(title: str, rows: Sequence[tuple[str, float]], *, unit: str = "cou
         return f'<h3>{esc(title)}</h3><p class="empty">Nothing to show.</p>'
     cid = f"chart{next(_ids)}"
     top = max(v for _, v in rows) or 1
-    plot = _WIDTH - _LABEL_W - 70
+    plot = _WIDTH - _LABEL_W - 50
     height = len(rows) * _ROW + 8
     parts = [f'<svg class="chart" viewBox="0 0 {_WIDTH} {height}" role="img" '
              f'aria-labelledby="{cid}" preserveAspectRatio="xMinYMin meet">'
