@@ -94,6 +94,7 @@ def test_report_loads_offline_and_renders(browser: Any, report_file: Path, width
         box = chart.bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 15
         assert box["width"] <= width  # nothing wider than a phone screen
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways page
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"report-{width}.png"), full_page=True)
     page.close()

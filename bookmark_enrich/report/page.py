@@ -268,7 +268,7 @@ def render(out: TextIO, cache: ResultCache, scope: Scope, *, cache_path: str,
     out.write(f"<h1>bookmark-enrich report: {esc(doc['scope'])}</h1>"
               f'<p class="muted">Cache <code>{esc(cache_path)}</code>, generated '
               f"{esc(_when(now))}.</p><nav>"
-              + "".join(f'<a href="#{k}">{esc(v)}</a>' for k, v in _SECTIONS) + "</nav>")
+              + " ".join(f'<a href="#{k}">{esc(v)}</a>' for k, v in _SECTIONS) + "</nav>")
     _overview(out, doc)
     _stages(out, stage_table(cache, scope), scope.run is not None)
     sites, failing = host_figures(cache, scope)
