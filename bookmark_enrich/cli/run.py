@@ -173,7 +173,7 @@ def run(
     _run(settings_from_ctx(ctx),
          SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
          output=output, output_format=output_format, quiet=quiet, wait_lock=wait_lock,
-         keep_going=keep_going,
+         keep_going=keep_going, reports=(report_file, metrics_file),
          writeback=writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
                                      column_prefix=column_prefix,
                                      create_columns=create_columns)
@@ -181,8 +181,7 @@ def run(
          queue=None if queue is None else {
              "url": queue, "name": queue_name, "batch_size": batch_size,
              "no_worker_timeout": no_worker_timeout, "quiet": quiet,
-             "max_inflight": concurrency if given(ctx, "concurrency") else None},
-         reports=(report_file, metrics_file))
+             "max_inflight": concurrency if given(ctx, "concurrency") else None})
 
 
 def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
