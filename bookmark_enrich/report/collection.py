@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cache import ResultCache
-from .collect import Scope, _one
+from .collect import Scope
 
 __all__ = ["WORD_BUCKETS", "collection", "llm_figures", "media_figures"]
 
@@ -106,9 +106,15 @@ def llm_figures(cache: ResultCache, scope: Scope) -> dict[str, Any]:
     lat_frm, lat_params = scope.results(f"json_each({_VALID}, '$.llm.latency_ms') l")
     lat_where = f"{lat_frm} AND r.stage = 'summarize' AND r.status = 'ok'{fresh}"
     lat_params = [*lat_params, *fresh_params]
-    n = int(_one(cache, f"SELECT count(*) {lat_where}", lat_params) or 0)
+    # Latencies grouped by value (one sort of a small set), then counted up.
+    counts = [(r["ms"], r["n"]) for r in cache.iter_rows(
+        f"SELECT l.value AS ms, count(*) AS n {lat_where} GROUP BY 1 ORDER BY 1", lat_params)]
+    n = sum(c for _, c in counts)
     for name, q in (("latency_median_ms", 0.5), ("latency_p95_ms", 0.95)):
-        row[name] = None if n == 0 else _one(
-            cache, f"SELECT l.value {lat_where} ORDER BY l.value LIMIT 1 OFFSET ?",
-            [*lat_params, min(n - 1, int(q * (n - 1) + 0.5))])
+        row[name], seen, index = None, 0, min(n - 1, int(q * (n - 1) + 0.5))
+        for ms, c in counts:
+            seen += c
+            if n and seen > index:
+                row[name] = ms
+                break
     return row
