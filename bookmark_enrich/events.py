@@ -80,6 +80,8 @@ class RunStats:
     """Per stage figures from Stage.metrics()."""
     issue_kinds: Counter[str] = field(default_factory=Counter)
     """Skipped input records by kind (a message up to its first colon)."""
+    run_id: int | None = None
+    """The run's row in the cache's runs table (reports and metrics read it back)."""
 
     def observe(self, event: Event) -> None:
         if isinstance(event, BookmarkDone):

@@ -78,6 +78,7 @@ async def enrich(
         pipeline = Pipeline(settings, cache, stages, run_id=run_id, sink=sink,
                             subscribers=subscribers, source_location=source.location,
                             executor=executor, tag_hints=tag_vocabulary(settings, cache))
+        pipeline.stats.run_id = run_id
         status = "failed"
         try:
             stats = await pipeline.run(

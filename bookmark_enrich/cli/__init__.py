@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import cache, config, info, ops, run
+from . import cache, config, info, ops, report, run
 from .group import CommandGroup
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app = CommandGroup(
 )
 app.add_typer(run.app)
 app.add_typer(ops.app)
+app.add_typer(report.app)
 app.add_typer(cache.app, name="cache", rich_help_panel=ops.PANEL)
 app.add_typer(config.app, name="config", rich_help_panel=ops.PANEL)
 app.add_typer(info.app)

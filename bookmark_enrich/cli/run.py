@@ -81,8 +81,11 @@ from .options import (
     WhereOpt,
     option_help,
 )
+from .report import MetricsFileOpt, ReportFileOpt, write_after_run
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..settings import Settings
     from ..sinks import OutputFormat
     from ..writeback import WritebackOptions
@@ -117,6 +120,8 @@ def run(
     output_format: FormatOpt = "jsonl",
     include_text: IncludeTextOpt = False,
     quiet: QuietOpt = False,
+    report_file: ReportFileOpt = None,
+    metrics_file: MetricsFileOpt = None,
     cache: CacheOpt = None,
     force: ForceOpt = False,
     retry_failed: RetryFailedOpt = False,
@@ -178,7 +183,7 @@ def run(
     _run(settings_from_ctx(ctx),
          SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
          output=output, output_format=output_format, quiet=quiet, wait_lock=wait_lock,
-         keep_going=keep_going,
+         keep_going=keep_going, reports=(report_file, metrics_file),
          writeback=writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
                                      column_prefix=column_prefix,
                                      create_columns=create_columns)
@@ -191,7 +196,8 @@ def run(
 
 def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
          output_format: OutputFormat, quiet: bool, wait_lock: bool, keep_going: bool,
-         writeback: WritebackOptions | None, queue: dict[str, Any] | None) -> None:
+         writeback: WritebackOptions | None, queue: dict[str, Any] | None,
+         reports: tuple[Path | None, Path | None] = (None, None)) -> None:
     """Open the source (and its writer), enrich into the sink, summarize, exit."""
     from ..lock import cache_lock
     from ..sinks import open_sink
@@ -227,6 +233,8 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
             if writer is not None:
                 writer.close()
             src.close()
+    write_after_run(settings.cache, stats.run_id, report=reports[0], metrics=reports[1],
+                    quiet=quiet)
     _finish(stats, src.display, quiet=quiet, late=late,
             summary=None if writer is None else writer.summary_line)
 

@@ -105,7 +105,7 @@ class SummarizeStage(Stage):
             return StageOutcome.skipped("no_content", exc.message)
         provider.observe(result.tags)
         merged = normalize_tags([*own, *result.tags], lowercase=self.settings.lowercase_tags)
-        return StageOutcome.ok({
+        output: dict[str, Any] = {
             "summary": result.summary,
             "keywords": result.keywords,
             "tags": result.tags,
@@ -113,7 +113,10 @@ class SummarizeStage(Stage):
             "language": result.language,
             "summarizer": result.summarizer,
             "model": result.model,
-        })
+        }
+        if result.usage:  # the cache keeps it for `report`; the output record does not
+            output["llm"] = result.usage
+        return StageOutcome.ok(output)
 
     def contribute(self, outcome: StageOutcome, enrichment: dict[str, Any], *,
                    include_text: bool = False) -> None:

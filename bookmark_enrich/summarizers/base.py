@@ -19,6 +19,8 @@ class Summary:
     summarizer: str = "builtin"
     """``llm`` or ``builtin``."""
     model: str | None = None
+    usage: dict[str, Any] | None = None
+    """What the back end spent on this page (LLM calls, tokens, latencies), for reports."""
 
 
 class Summarizer(Protocol):

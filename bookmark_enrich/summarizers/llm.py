@@ -16,6 +16,8 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -51,6 +53,29 @@ _MESSAGE_OVERHEAD = 8
 """Tokens a chat template adds around each message."""
 _SAFETY = 64
 _MIN_TEXT_TOKENS = 128
+
+
+@dataclass(slots=True)
+class _Usage:
+    """What one page cost; the calls made for it (parts, repairs) add to the same one."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: list[int] = field(default_factory=list)
+    parts: int = 0
+    repairs: int = 0
+    prompt_json: int = 0
+    """Calls that asked for JSON in the prompt, as the server refused json_schema."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "latency_ms": self.latency_ms,
+                "parts": self.parts, "repairs": self.repairs, "prompt_json": self.prompt_json}
+
+
+# Set per summarize() call; the tasks it gathers share the same object.
+_usage: ContextVar[_Usage | None] = ContextVar("llm_usage", default=None)
 
 
 def estimate_tokens(text: str) -> int:
@@ -334,12 +359,18 @@ class LLMSummarizer:
             await self.client.resolve()
         page_language = _language_code(meta.get("language"))
         system = self._system(page_language, existing_tags)
-        answer = await self._describe(system, text.strip(), meta, depth=0)
+        usage = _Usage()
+        token = _usage.set(usage)
+        try:
+            answer = await self._describe(system, text.strip(), meta, depth=0)
+        finally:
+            _usage.reset(token)
         tags = normalize_tags(answer.tags, limit=self.settings.max_tags,
                               lowercase=self.settings.lowercase_tags)
         language = _language_code(self.settings.language) or answer.language or page_language
         return Summary(summary=answer.summary, keywords=answer.keywords, tags=tags,
-                       language=language, summarizer="llm", model=self.client.model)
+                       language=language, summarizer="llm", model=self.client.model,
+                       usage=usage.as_dict())
 
     async def _describe(self, system: str, text: str, meta: dict[str, Any], *,
                         depth: int, kind: Kind = "page") -> SummaryAnswer:
@@ -355,6 +386,9 @@ class LLMSummarizer:
             raise StageError("context_overflow", "the page is too long to summarize within "
                              f"a context of {self.client.context_length} tokens")
         chunks = split_text(text, budget)[:MAX_PARTS]
+        usage = _usage.get()
+        if usage is not None and depth == 0:
+            usage.parts = len(chunks)
         parts = await asyncio.gather(*(
             self._ask(system, self._user("part", chunk, meta, (i, len(chunks))))
             for i, chunk in enumerate(chunks, 1)
@@ -394,6 +428,9 @@ class LLMSummarizer:
             repair = [{"role": "system", "content": system},
                       {"role": "user", "content": "Here is an answer:\n"
                        + done.content[:4000] + "\n\n" + note}]
+        usage = _usage.get()
+        if usage is not None:
+            usage.repairs += 1
         fixed = await self._complete(repair)
         try:
             return parse_answer(fixed.content)
@@ -433,6 +470,13 @@ class LLMSummarizer:
                                      max_tokens=self.completion_budget),
             retries=s.retries, backoff=s.backoff, max_retry_after=s.max_retry_after,
         )
+        usage = _usage.get()
+        if usage is not None:
+            usage.calls += 1
+            usage.prompt_tokens += done.prompt_tokens
+            usage.completion_tokens += done.completion_tokens
+            usage.latency_ms.append(round(done.latency * 1000))
+            usage.prompt_json += not structured
         return done
 
 

@@ -1,0 +1,120 @@
+"""What the collection is about (tags, languages, sites, sizes, media) and what the LLM cost.
+
+Every figure is one SQLite query over the stages' JSON output (``json_each``,
+``json_extract``), so memory stays flat whatever the size of the cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..cache import ResultCache
+from .collect import Scope
+
+__all__ = ["WORD_BUCKETS", "collection", "llm_figures", "media_figures"]
+
+WORD_BUCKETS = ((0, 99), (100, 299), (300, 999), (1000, 2999), (3000, 9999), (10000, None))
+_VALID = "CASE WHEN json_valid(r.output) THEN r.output END"
+
+
+def _top_values(cache: ResultCache, scope: Scope, stage: str, path: str,
+                limit: int) -> list[dict[str, Any]]:
+    frm, params = scope.results(f"json_each({_VALID}, '{path}') j")
+    return list(cache.iter_rows(
+        f"SELECT j.value AS name, count(*) AS count {frm} AND r.stage = ? AND r.status = 'ok' "
+        "AND j.type = 'text' GROUP BY j.value ORDER BY 2 DESC, 1 LIMIT ?",
+        [*params, stage, limit]))
+
+
+def _grouped(cache: ResultCache, scope: Scope, stage: str, expr: str,
+             limit: int = 20) -> list[dict[str, Any]]:
+    frm, params = scope.results()
+    return list(cache.iter_rows(
+        f"SELECT coalesce({expr}, '(unknown)') AS name, count(*) AS count {frm} "
+        "AND r.stage = ? AND r.status = 'ok' AND json_valid(r.output) "
+        "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", [*params, stage, limit]))
+
+
+def cooccurrence(cache: ResultCache, scope: Scope, limit: int = 20) -> list[dict[str, Any]]:
+    """The pairs of tags seen together most often."""
+    frm, params = scope.results(f"json_each({_VALID}, '$.tags') a",
+                                f"json_each({_VALID}, '$.tags') c")
+    return list(cache.iter_rows(
+        f"SELECT a.value AS first, c.value AS second, count(*) AS count {frm} "
+        "AND r.stage = 'summarize' AND r.status = 'ok' AND a.type = 'text' "
+        "AND c.type = 'text' AND a.value < c.value GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?",
+        [*params, limit]))
+
+
+def word_counts(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
+    """Pages per word-count bucket (extracted text)."""
+    frm, params = scope.results()
+    cases = " ".join(
+        f"WHEN w <= {hi} THEN {i}" if hi is not None else f"ELSE {i}"
+        for i, (_, hi) in enumerate(WORD_BUCKETS))
+    found = {row["bucket"]: row["count"] for row in cache.iter_rows(
+        f"SELECT CASE {cases} END AS bucket, count(*) AS count FROM (SELECT "
+        f"CAST(json_extract(r.output, '$.word_count') AS INTEGER) AS w {frm} "
+        "AND r.stage = 'extract' AND r.status = 'ok' AND json_valid(r.output) "
+        "AND json_extract(r.output, '$.word_count') IS NOT NULL) GROUP BY 1", params)}
+    return [{"name": f"{lo:,}+" if hi is None else f"{lo:,}–{hi:,}",
+             "count": found.get(i, 0)} for i, (lo, hi) in enumerate(WORD_BUCKETS)]
+
+
+def media_figures(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
+    """Media files stored, per back end: count and bytes."""
+    frm, params = scope.results(f"json_each({_VALID}, '$.media') m")
+    return list(cache.iter_rows(
+        "SELECT CASE WHEN json_extract(m.value, '$.uri') LIKE 's3://%' THEN 's3' "
+        "ELSE 'local' END AS backend, count(*) AS files, "
+        f"coalesce(sum(json_extract(m.value, '$.bytes')), 0) AS bytes {frm} "
+        "AND r.stage = 'media' AND r.status = 'ok' AND m.type = 'object' "
+        "GROUP BY 1 ORDER BY 1", params))
+
+
+def collection(cache: ResultCache, scope: Scope) -> dict[str, Any]:
+    """Tags, keywords, co-occurring tags, languages, content types, word counts, media."""
+    content_type = ("nullif(trim(substr(json_extract(r.output, '$.content_type'), 1, "
+                    "instr(json_extract(r.output, '$.content_type') || ';', ';') - 1)), '')")
+    return {
+        "tags": _top_values(cache, scope, "summarize", "$.tags", 30),
+        "keywords": _top_values(cache, scope, "summarize", "$.keywords", 20),
+        "pairs": cooccurrence(cache, scope),
+        "languages": _grouped(cache, scope, "extract", "json_extract(r.output, '$.language')"),
+        "content_types": _grouped(cache, scope, "fetch", f"lower({content_type})"),
+        "words": word_counts(cache, scope),
+        "media": media_figures(cache, scope),
+    }
+
+
+def llm_figures(cache: ResultCache, scope: Scope) -> dict[str, Any]:
+    """Calls, tokens, latency median and p95, JSON-in-prompt fallbacks, chunked pages."""
+    frm, params = scope.results()
+    where = f"{frm} AND r.stage = 'summarize' AND r.status = 'ok' AND json_valid(r.output) " \
+        "AND json_type(r.output, '$.llm') = 'object'"
+    fresh = "" if scope.run is None else " AND r.run_id = ?"
+    fresh_params = [] if scope.run is None else [scope.run["id"]]
+    row = next(cache.iter_rows(
+        "SELECT count(*) AS pages, "
+        "coalesce(sum(json_extract(r.output, '$.llm.calls')), 0) AS calls, "
+        "coalesce(sum(json_extract(r.output, '$.llm.prompt_tokens')), 0) AS tokens_in, "
+        "coalesce(sum(json_extract(r.output, '$.llm.completion_tokens')), 0) AS tokens_out, "
+        "coalesce(sum(json_extract(r.output, '$.llm.prompt_json')), 0) AS prompt_json, "
+        "coalesce(sum(json_extract(r.output, '$.llm.repairs')), 0) AS repairs, "
+        "coalesce(sum(json_extract(r.output, '$.llm.parts') > 1), 0) AS chunked "
+        f"{where}{fresh}", [*params, *fresh_params]))
+    lat_frm, lat_params = scope.results(f"json_each({_VALID}, '$.llm.latency_ms') l")
+    lat_where = f"{lat_frm} AND r.stage = 'summarize' AND r.status = 'ok'{fresh}"
+    lat_params = [*lat_params, *fresh_params]
+    # Latencies grouped by value (one sort of a small set), then counted up.
+    counts = [(r["ms"], r["n"]) for r in cache.iter_rows(
+        f"SELECT l.value AS ms, count(*) AS n {lat_where} GROUP BY 1 ORDER BY 1", lat_params)]
+    n = sum(c for _, c in counts)
+    for name, q in (("latency_median_ms", 0.5), ("latency_p95_ms", 0.95)):
+        row[name], seen, index = None, 0, min(n - 1, int(q * (n - 1) + 0.5))
+        for ms, c in counts:
+            seen += c
+            if n and seen > index:
+                row[name] = ms
+                break
+    return row
