@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import BookmarkEnrichError
+from .services.embeddings import embedding_checks
 from .services.health import Check, CheckProvider
 from .services.llm import llm_checks
 from .services.mediabackend import media_checks
@@ -78,6 +79,7 @@ def providers() -> list[tuple[str, CheckProvider]]:
         ("llm", llm_checks),
         ("cobalt", media_checks),
         ("s3", s3_checks),
+        ("embeddings", embedding_checks),
         ("queue", _queue_checks()),
         ("stages", stage_checks),
         ("settings", settings_checks),

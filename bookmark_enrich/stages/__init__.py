@@ -1,9 +1,10 @@
-"""The stages, in pipeline order: fetch, extract, summarize, media."""
+"""The stages, in pipeline order: fetch, extract, summarize, embed, media."""
 
 from __future__ import annotations
 
 from ..settings import Settings
 from .base import Stage, StageContext, TagHintProvider
+from .embed import EmbedStage
 from .extract import ExtractStage
 from .fetch import FetchStage
 from .media import MediaStage
@@ -11,6 +12,7 @@ from .summarize import SummarizeStage
 
 __all__ = [
     "STAGES",
+    "EmbedStage",
     "ExtractStage",
     "FetchStage",
     "MediaStage",
@@ -21,7 +23,8 @@ __all__ = [
     "build_stages",
 ]
 
-STAGES: tuple[type[Stage], ...] = (FetchStage, ExtractStage, SummarizeStage, MediaStage)
+STAGES: tuple[type[Stage], ...] = (FetchStage, ExtractStage, SummarizeStage, EmbedStage,
+                                   MediaStage)
 """Every built-in stage, in the order a bookmark goes through them."""
 
 
