@@ -46,6 +46,7 @@ _SEP = "\x1f"
 Progress = Callable[[int, int], None]
 """Called with (indexed so far, total to index)."""
 
+
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS search_docs (
     doc_id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, url TEXT, host TEXT, site TEXT,
@@ -56,17 +57,20 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5(
 CREATE VIRTUAL TABLE IF NOT EXISTS search_vocab USING fts5vocab(search_fts, 'row');
 CREATE TABLE IF NOT EXISTS search_dirty (key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_state (name TEXT PRIMARY KEY, value TEXT);
-CREATE TRIGGER IF NOT EXISTS search_results_ins AFTER INSERT ON results
-    BEGIN INSERT OR IGNORE INTO search_dirty VALUES (NEW.key); END;
-CREATE TRIGGER IF NOT EXISTS search_results_upd AFTER UPDATE ON results
-    BEGIN INSERT OR IGNORE INTO search_dirty VALUES (NEW.key); END;
-CREATE TRIGGER IF NOT EXISTS search_results_del AFTER DELETE ON results
-    BEGIN INSERT OR IGNORE INTO search_dirty VALUES (OLD.key); END;
-CREATE TRIGGER IF NOT EXISTS search_bookmarks_del AFTER DELETE ON bookmarks
-    BEGIN INSERT OR IGNORE INTO search_dirty VALUES (OLD.key); END;
-CREATE TRIGGER IF NOT EXISTS search_bookmarks_upd AFTER UPDATE OF record, url ON bookmarks
-    BEGIN INSERT OR IGNORE INTO search_dirty VALUES (NEW.key); END;
 """
+
+_TRIGGERS = (("results_ins", "AFTER INSERT ON results", "NEW"),
+             ("results_upd", "AFTER UPDATE ON results", "NEW"),
+             ("results_del", "AFTER DELETE ON results", "OLD"),
+             ("bookmarks_upd", "AFTER UPDATE OF record, url ON bookmarks WHEN "
+              "OLD.record IS NOT NEW.record OR OLD.url IS NOT NEW.url", "NEW"),
+             ("bookmarks_del", "AFTER DELETE ON bookmarks", "OLD"))
+# Nothing to conflict on: an outer upsert's conflict policy overrides a trigger's own
+# OR IGNORE (SQLite's rule), which would fail the writer's statement.
+_SCHEMA += "".join(
+    f"CREATE TRIGGER IF NOT EXISTS search_{name} {when} BEGIN INSERT INTO search_dirty "
+    f"SELECT {row}.key WHERE NOT EXISTS (SELECT 1 FROM search_dirty WHERE key = {row}.key); "
+    "END;\n" for name, when, row in _TRIGGERS)
 
 
 @dataclass(slots=True)
