@@ -20,7 +20,6 @@ import argparse
 import json
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -28,12 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bookmark_enrich import load_settings  # noqa: E402
-from bookmark_enrich.cache import ResultCache  # noqa: E402
-from bookmark_enrich.finder import Finder  # noqa: E402
-from bookmark_enrich.search.query import parse_query  # noqa: E402
-from bookmark_enrich.search.ranking import snippet, text_search  # noqa: E402
-from bookmark_enrich.search.vectors import VectorSet  # noqa: E402
+from bookmark_enrich import load_settings
+from bookmark_enrich.cache import ResultCache
+from bookmark_enrich.finder import Finder
+from bookmark_enrich.search.query import parse_query
+from bookmark_enrich.search.ranking import snippet, text_search
+from bookmark_enrich.search.vectors import VectorSet
 
 SYLLABLES = ["ka", "lo", "mi", "ne", "tu", "ra", "si", "po", "de", "fa", "gu", "ve", "zo", "bi"]
 
