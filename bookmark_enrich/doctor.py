@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from .errors import BookmarkEnrichError
 from .services.archive import archive_checks
+from .services.embeddings import embedding_checks
 from .services.health import Check, CheckProvider
 from .services.llm import llm_checks
 from .services.mediabackend import media_checks
@@ -80,6 +81,7 @@ def providers() -> list[tuple[str, CheckProvider]]:
         ("cobalt", media_checks),
         ("s3", s3_checks),
         ("archive", archive_checks),
+        ("embeddings", embedding_checks),
         ("queue", _queue_checks()),
         ("stages", stage_checks),
         ("settings", settings_checks),

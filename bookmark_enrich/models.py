@@ -39,7 +39,8 @@ SCHEMA_VERSION = 1
 StageStatus = Literal["ok", "failed", "skipped"]
 RecordStatus = Literal["ok", "partial", "failed"]
 
-STAGE_NAMES: tuple[str, ...] = ("fetch", "archive", "extract", "summarize", "media")
+STAGE_NAMES: tuple[str, ...] = ("fetch", "archive", "extract", "summarize", "embed",
+                                 "media")
 """The built-in stages in pipeline order, for reports that must start without importing
 them (``status``); tests/test_startup.py checks it names ``stages.STAGES``."""
 

@@ -128,6 +128,25 @@ class Settings(BaseSettings):
         json_schema_extra=_default_text("LM Studio, Ollama, llama-server, vLLM on localhost"),
     )
 
+    # --- Search (BOOKMARK_ENRICH_*) -------------------------------------------
+    embedding_url: str | None = Field(
+        None, description="OpenAI-compatible embeddings server (/v1/embeddings: LM Studio, "
+        "Ollama, llama.cpp --embeddings, vLLM, OpenAI), e.g. http://localhost:1234/v1; set, "
+        "it turns on the embed stage and semantic and hybrid search.",
+        json_schema_extra=_default_text("none: text search only"),
+    )
+    embedding_model: str | None = Field(
+        None, description="Embedding model to use.",
+        json_schema_extra=_default_text("the server's first listed model"),
+    )
+    embedding_api_key: SecretStr | None = Field(
+        None, description="API key of the embeddings server, if it wants one (secret).",
+    )
+    embedding_batch: int = Field(
+        32, ge=1, le=2048, description="Texts sent in one embeddings request.")
+    embedding_timeout: float = Field(
+        60.0, gt=0, description="Seconds per embeddings request.")
+
     # --- Media (original names) -----------------------------------------------
     cobalt_api_url: str | None = Field(
         None, validation_alias=_alias("COBALT_API_URL", "cobalt_api_url"),
@@ -289,7 +308,7 @@ class Settings(BaseSettings):
         json_schema_extra=_default_text("none"))
 
     @field_validator("lm_studio_api_url", "cobalt_api_url", "s3_endpoint", "lm_studio_model",
-                     "language", mode="before")
+                     "language", "embedding_url", "embedding_model", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # ``FOO=`` in a .env file means "not configured", not "the empty URL".

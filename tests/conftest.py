@@ -23,6 +23,7 @@ pytest_plugins.append("tests.fixtures_redis")
 pytest_plugins.append("tests.fixtures_postgres")
 pytest_plugins.append("tests.fixtures_s3")
 pytest_plugins.append("tests.fixtures_archive")
+pytest_plugins.append("tests.fixtures_embeddings")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOPBACK = "127.0.0.0/8,::1"

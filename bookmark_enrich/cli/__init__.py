@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from .._version import __version__
-from . import cache, config, info, ops, report, run
+from . import cache, config, info, ops, report, run, search
 from .group import CommandGroup
 
 __all__ = ["app", "main"]
@@ -26,6 +26,7 @@ app = CommandGroup(
     no_args_is_help=True,
 )
 app.add_typer(run.app)
+app.add_typer(search.app)
 app.add_typer(ops.app)
 app.add_typer(report.app)
 app.add_typer(cache.app, name="cache", rich_help_panel=ops.PANEL)

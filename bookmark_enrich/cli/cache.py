@@ -1,4 +1,4 @@
-"""`cache ...`: where the cache is, back it up, vacuum, export and prune it."""
+"""`cache ...`: where the cache is, back it up, vacuum, export, prune and reindex it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from .options import CacheOpt, IncludeTextOpt, OutputOpt, ReasonOpt, StageOpt, Y
 
 __all__ = ["app"]
 
-app = CommandGroup(help="Back up, export, vacuum and prune the cache.", no_args_is_help=True)
+app = CommandGroup(help="Back up, export, vacuum, prune and reindex the cache.",
+                   no_args_is_help=True)
 
 
 def _confirm(question: str, yes: bool) -> None:
@@ -97,6 +98,19 @@ def cache_export(
         sink.close(commit=committed)
     if output:
         say(f"exported {count} records to {output}")
+
+
+@app.command("reindex")
+@exits
+def cache_reindex(ctx: typer.Context, cache: CacheOpt = None) -> None:
+    """Rebuild the search index from the cached results (search keeps it current itself)."""
+    from ..finder import Finder
+    from .search import prepare_index
+
+    with Finder(settings_from_ctx(ctx)) as finder:
+        prepare_index(finder)  # creates it when missing
+        count = finder.rebuild()
+    say(f"reindex: {count} bookmarks indexed for search")
 
 
 @app.command("prune")

@@ -27,7 +27,8 @@ R = TypeVar("R")
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    # emoji=False: "run:abc:" in a message is text, not an emoji code.
+    err.print(f"error: {message}", markup=False, highlight=False, emoji=False, soft_wrap=True)
     return typer.Exit(code)
 
 

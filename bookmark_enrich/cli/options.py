@@ -190,6 +190,12 @@ MergeTagsOpt = Annotated[bool, setting_option("merge_tags", panel=TAGS)]
 LowercaseTagsOpt = Annotated[bool, setting_option(
     "lowercase_tags", "--lowercase-tags/--keep-tag-case", panel=TAGS)]
 
+# ----------------------------------------------------------------- search
+SEARCH = "Search"
+EmbeddingUrlOpt = Annotated[str | None, setting_option(
+    "embedding_url", metavar="<url>", panel=SEARCH)]
+EmbeddingModelOpt = Annotated[str | None, setting_option("embedding_model", panel=SEARCH)]
+
 # ------------------------------------------------------------------ media
 MediaOpt = Annotated[bool, setting_option(
     "enable_media_download", "--media/--no-media", panel=STAGES)]

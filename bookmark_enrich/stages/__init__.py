@@ -1,10 +1,11 @@
-"""The stages, in pipeline order: fetch, archive, extract, summarize, media."""
+"""The stages, in pipeline order: fetch, archive, extract, summarize, embed, media."""
 
 from __future__ import annotations
 
 from ..settings import Settings
 from .archive import ArchiveStage
 from .base import Stage, StageContext, TagHintProvider
+from .embed import EmbedStage
 from .extract import ExtractStage
 from .fetch import FetchStage
 from .media import MediaStage
@@ -13,6 +14,7 @@ from .summarize import SummarizeStage
 __all__ = [
     "STAGES",
     "ArchiveStage",
+    "EmbedStage",
     "ExtractStage",
     "FetchStage",
     "MediaStage",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 STAGES: tuple[type[Stage], ...] = (FetchStage, ArchiveStage, ExtractStage, SummarizeStage,
-                                     MediaStage)
+                                     EmbedStage, MediaStage)
 """Every built-in stage, in the order a bookmark goes through them."""
 
 
