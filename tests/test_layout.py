@@ -66,7 +66,8 @@ def test_no_function_is_over_the_limit() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                # The body, not the signature: a command's option list is a table.
+                size = (node.end_lineno or node.lineno) - node.body[0].lineno + 1
                 name = f"{path.relative_to(ROOT)}:{node.name}"
                 if size > MAX_FUNCTION_LINES and name not in DECLARATIVE_TABLES:
                     long[name] = size
