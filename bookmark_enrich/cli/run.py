@@ -13,6 +13,7 @@ from .context import SourceSpec, given, settings_from_ctx, writeback_options
 from .exits import exits
 from .group import CommandGroup
 from .options import (
+    prompt_options,
     QUEUE,
     WRITEBACK,
     AllowFileRootOpt,
@@ -99,6 +100,7 @@ NoWorkerTimeoutOpt = Annotated[float | None, typer.Option(
 
 @app.command(rich_help_panel=PANEL)
 @exits
+@prompt_options
 def run(
     ctx: typer.Context,
     source: SourceArg = None,
