@@ -61,7 +61,9 @@ def test_one_structured_call_per_bookmark(pages: PageServer, llm: LLMServer) -> 
     assert len(chats) == 2
     for body in chats:
         assert body["response_format"]["type"] == "json_schema"  # never json_object
-        assert body["max_tokens"] == 1000 and body["temperature"] == 0.7
+        # Derived from the schema's bounds (LM_STUDIO_MAX_TOKENS, 1000, only caps it).
+        assert body["max_tokens"] == 650 and body["temperature"] == 0.7
+        assert body["stream"] is True
         assert body["model"] == "test-model-7b"
     figures = stats.metrics["summarize"]
     assert figures["llm calls"] == 2

@@ -13,7 +13,6 @@ from .context import SourceSpec, given, settings_from_ctx, writeback_options
 from .exits import exits
 from .group import CommandGroup
 from .options import (
-    prompt_options,
     QUEUE,
     WRITEBACK,
     AllowFileRootOpt,
@@ -73,6 +72,7 @@ from .options import (
     WaitLockOpt,
     WhereOpt,
     option_help,
+    prompt_options,
 )
 
 if TYPE_CHECKING:
