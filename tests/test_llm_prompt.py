@@ -37,8 +37,7 @@ def test_auto_backs_off_on_busy_and_settles_at_the_slots(pages: PageServer,
     records, stats = summarize(urls)
     assert {r["status"] for r in records} == {"ok"}  # nobody failed on a 503
     assert llm.busy_answers >= 1 and llm.peak == 1
-    assert stats.metrics["summarize"]["llm concurrency"].startswith(
-        "1 (auto: the server answered HTTP 503")
+    assert stats.metrics["summarize"]["llm concurrency"] == 1
     llm.reset(slots=None)
 
 
@@ -49,10 +48,9 @@ def test_llamacpp_props_set_the_concurrency_and_the_cache_is_reused(
     records, stats = summarize(urls)
     assert {r["status"] for r in records} == {"ok"}
     figures = stats.metrics["summarize"]
-    assert figures["llm concurrency"].startswith("3 (auto: the server has 4 slots sharing "
-                                                 "8192 tokens")
+    assert figures["llm concurrency"] == 3  # 3 full-size requests fit the shared 8192
     assert int(figures["cached prompt share"].rstrip("%")) >= 30
-    assert " prompt + " in figures["median tokens per bookmark"]
+    assert "+" in figures["median tokens/bookmark"]
     # The prefix is byte-identical: every system message is the same.
     assert len({b["messages"][0]["content"] for b in llm.chat_requests}) == 1
     for body in llm.chat_requests:

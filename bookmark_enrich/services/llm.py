@@ -358,7 +358,7 @@ class LLMClient:
             "completion tokens": self.completion_tokens,
             "cached prompt share": f"{cached:.0%}",
             "mean latency": f"{self.latency_total / self.calls:.2f} s",
-            "llm concurrency": self.limiter.describe(),
+            "llm concurrency": self.limiter.limit,
         }
 
     async def health(self, *, deep: bool = False) -> list[Check]:

@@ -125,9 +125,8 @@ class LLMSummarizer:
         if self.tallies:
             prompt = statistics.median(t[0] for t in self.tallies)
             completion = statistics.median(t[1] for t in self.tallies)
-            figures["median tokens per bookmark"] = (
-                f"{prompt:.0f} prompt + {completion:.0f} completion"
-                + (" (estimated)" if self.estimated else ""))
+            figures["median tokens/bookmark"] = (
+                f"{prompt:.0f}+{completion:.0f}" + (" (estimated)" if self.estimated else ""))
         return figures
 
     async def aclose(self) -> None:
