@@ -12,7 +12,13 @@ import pytest
 
 from bookmark_enrich.events import RunStats
 from bookmark_enrich.models import OutputRecord
-from bookmark_enrich.services.llm import BUSY_RETRIES, LLMClient, LLMError, LLMUnavailable, llm_checks
+from bookmark_enrich.services.llm import (
+    BUSY_RETRIES,
+    LLMClient,
+    LLMError,
+    LLMUnavailable,
+    llm_checks,
+)
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.summarizers.llm import (
     AnswerError,
