@@ -51,8 +51,8 @@ def test_llamacpp_props_set_the_concurrency_and_the_cache_is_reused(
     assert figures["llm concurrency"] == 3  # 3 full-size requests fit the shared 8192
     assert int(figures["cached prompt share"].rstrip("%")) >= 30
     assert "+" in figures["median tokens/bookmark"]
-    # The prefix is byte-identical: every system message is the same.
-    assert len({b["messages"][0]["content"] for b in llm.chat_requests}) == 1
+    # The prefix is byte-identical but for one vocabulary step (none, then the first tags).
+    assert len({b["messages"][0]["content"] for b in llm.chat_requests}) <= 2
     for body in llm.chat_requests:
         assert body["chat_template_kwargs"] == {"enable_thinking": False}
     llm.reset(slots=None)
