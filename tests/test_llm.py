@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from typing import Any
@@ -332,7 +333,10 @@ def test_cli_flags_and_end_of_run_figures(pages: PageServer, llm: LLMServer) -> 
     assert record["enrichment"]["tags"] == ["gardening"]
     assert record["enrichment"]["language"] == "fr"
     err = proc.stderr.decode()
-    assert "llm calls 1" in err and "prompt tokens" in err and "mean latency" in err
+    assert "llm concurrency: 1 (--llm-concurrency)" in err  # the run's first lines
+    flat = re.sub(r"[\s│]+", " ", err)  # the summary table wraps its detail column
+    assert "llm calls 1" in flat and "prompt tokens" in flat and "mean latency" in flat
+    assert "cached prompt share" in flat
     # --no-summary turns the stage off even with the server gone.
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
     proc = cli("run", "-", "-q", "--no-summary", input=pages.url("/article/ns") + "\n",
