@@ -22,6 +22,8 @@ import argparse
 import asyncio
 import gzip
 import io
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,7 +57,8 @@ def start_server(binary: str, model: str, args: list[str]) -> tuple[subprocess.P
                                                                      str]:
     port = free_port()
     proc = subprocess.Popen([binary, "-m", model, "--host", "127.0.0.1", "--port", str(port),
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # the pip wrapper starts a child
     import httpx
 
     for _ in range(600):
@@ -117,7 +120,7 @@ def main() -> None:
                       f"{result['tags_per_100']:.0f} distinct tags per 100")
                 print("   ", result["metrics"])
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
         pages.stop()
 
