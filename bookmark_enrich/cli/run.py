@@ -80,6 +80,7 @@ from .options import (
     WaitLockOpt,
     WhereOpt,
     option_help,
+    prompt_options,
 )
 from .report import MetricsFileOpt, ReportFileOpt, write_after_run
 
@@ -110,6 +111,7 @@ NoWorkerTimeoutOpt = Annotated[float | None, typer.Option(
 
 @app.command(rich_help_panel=PANEL)
 @exits
+@prompt_options
 def run(
     ctx: typer.Context,
     source: SourceArg = None,
