@@ -23,6 +23,10 @@ pytest_plugins.append("tests.fixtures_redis")
 pytest_plugins.append("tests.fixtures_postgres")
 pytest_plugins.append("tests.fixtures_s3")
 
+# Where the summarizer looks for a local LLM server unless a test says otherwise: an address
+# where nothing listens (the discard port, outside the range test servers get), so no test
+# finds a server another test (on another xdist worker) started on a default LLM port.
+NO_LLM_PROBES = '["http://127.0.0.1:9/v1"]'
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOPBACK = "127.0.0.0/8,::1"
 
@@ -47,12 +51,20 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("BOOKMARK_ENRICH_CACHE", str(tmp_path / "cache.sqlite"))
     monkeypatch.setenv("BOOKMARK_ENRICH_MEDIA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("BOOKMARK_ENRICH_BACKOFF", "0.01")
+    monkeypatch.setenv("BOOKMARK_ENRICH_LLM_PROBE_URLS", NO_LLM_PROBES)
     monkeypatch.setenv("COLUMNS", "120")
     # Test servers live on loopback, test pages in temp folders: allowed here, and only
     # here (the network policy's own tests clear these).
     monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_HOSTS", LOOPBACK)
     monkeypatch.setenv("BOOKMARK_ENRICH_ALLOW_FILE_ROOTS", str(tmp_path))
     yield work
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (--dist loadgroup), the tests using S3 share one worker and so one `weed`."""
+    for item in items:
+        if "s3_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("s3"))
 
 
 @pytest.fixture(scope="session")

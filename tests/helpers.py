@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,33 @@ def cli(*args: str, input: str | bytes | None = None, env: dict[str, str] | None
     return subprocess.run([sys.executable, "-m", "bookmark_enrich", *args], input=data,
                           capture_output=True, env=full_env, cwd=cwd, timeout=timeout,
                           check=False)
+
+
+@dataclass
+class Ran:
+    """What :func:`invoke_cli` returns: the fields of ``subprocess.CompletedProcess`` tests read."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+def invoke_cli(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> Ran:
+    """Run the CLI in this process (typer's CliRunner), as :func:`cli` does in a subprocess.
+
+    Same arguments, environment (``CORE_ONLY`` under ``env``), exit code and separate
+    streams, without starting an interpreter. Keep :func:`cli` for what needs a real
+    process: signals, the exit status the OS sees, a pty.
+    """
+    from typer.testing import CliRunner
+
+    from bookmark_enrich.cli import app
+
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        result = CliRunner().invoke(app, list(args), input=input,
+                                    env={**CORE_ONLY, **(env or {})}, catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout_bytes, result.stderr_bytes)
 
 
 def jsonl(stdout: bytes) -> list[dict[str, Any]]:
