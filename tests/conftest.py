@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.offline import sitecustomize as _offline  # noqa: F401 - patches this process
-from tests.servers.pages import PageServer
+from tests.servers.pages import Gate, PageServer
 
 # Subprocesses (the CLI, queue workers) resolve offline too.
 _OFFLINE = str(Path(__file__).resolve().parent / "offline")
@@ -73,6 +74,14 @@ def pages() -> Iterator[PageServer]:
     server = PageServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def gate(pages: PageServer) -> Iterator[Gate]:
+    """A gate of this test's own on the page server; opened at the end so nothing stays held."""
+    held = pages.gate(f"g{uuid.uuid4().hex[:10]}")
+    yield held
+    held.open()
 
 
 @pytest.fixture

@@ -7,14 +7,19 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bookmark_enrich import enrich, load_settings, open_source
+from bookmark_enrich.cache import _FLUSH_SECONDS
 from bookmark_enrich.events import RunStats
+from tests.servers.pages import Gate
 
 # Core tests look at fetch + extract; the later stages have their own tests.
 CORE_ONLY = {"ENABLE_AI_SUMMARIZATION": "false", "ENABLE_MEDIA_DOWNLOAD": "false"}
@@ -72,6 +77,41 @@ def invoke_cli(*args: str, input: str | bytes | None = None, env: dict[str, str]
         result = CliRunner().invoke(app, list(args), input=input,
                                     env={**CORE_ONLY, **(env or {})}, catch_exceptions=False)
     return Ran(result.exit_code, result.stdout_bytes, result.stderr_bytes)
+
+
+def stop_releasing(proc: subprocess.Popen[bytes], gate: Gate,
+                   sig: int = signal.SIGINT) -> tuple[bytes, bytes]:
+    """Send ``sig`` (a first Ctrl-C or SIGTERM: finish what is in flight) to a run whose
+    pages wait at ``gate``, then let the held pages answer until it exits.
+
+    Pages the run took before the signal landed are let through too, a round at a time,
+    so the run ends however late the signal is handled; returns (stdout, stderr).
+    """
+    proc.send_signal(sig)
+    for _ in range(120):
+        gate.let_through()
+        try:
+            out, err = proc.communicate(timeout=1)
+            return out or b"", err or b""
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    raise AssertionError("the run did not stop")
+
+
+def release_until_committed(gate: Gate, committed: Callable[[], int], rows: int) -> None:
+    """Let the pages held at ``gate`` answer a round at a time until ``committed()`` (rows
+    in the run's cache) reaches ``rows``.
+
+    The cache commits with the first result that comes at least ``_FLUSH_SECONDS`` after
+    its last commit, so each round first lets that interval pass (a lower bound, not a
+    race), then waits until the run asked for as many new pages as it was let through:
+    their results have been handed to the cache by then.
+    """
+    while committed() < rows:
+        time.sleep(_FLUSH_SECONDS)
+        arrived = gate.arrived
+        gate.wait_for(arrived=arrived + gate.let_through())
 
 
 def jsonl(stdout: bytes) -> list[dict[str, Any]]:
