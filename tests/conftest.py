@@ -12,6 +12,10 @@ import pytest
 from tests.offline import sitecustomize as _offline  # noqa: F401 - patches this process
 from tests.servers.pages import Gate, PageServer
 
+# The CLI sizes its report console when first imported; pytest-xdist workers start with
+# COLUMNS=80 where a plain run has none. Import it the same way in both.
+os.environ.pop("COLUMNS", None)
+
 # Subprocesses (the CLI, queue workers) resolve offline too.
 _OFFLINE = str(Path(__file__).resolve().parent / "offline")
 os.environ["PYTHONPATH"] = os.pathsep.join(
