@@ -23,7 +23,7 @@ from bookmark_enrich.summarizers.builtin import (
     summarize_page,
 )
 from bookmark_enrich.workers import shutdown_pool
-from tests.helpers import cli, jsonl
+from tests.helpers import invoke_cli, jsonl
 
 with warnings.catch_warnings():  # urllib3 warns about SOCKS when trafilatura imports it
     warnings.simplefilter("ignore")
@@ -165,7 +165,7 @@ def test_cli_run_gallery_login_wall_and_description_only_pages(tmp_path: Path) -
     (tmp_path / "empty.html").write_text("<html><body></body></html>", encoding="utf-8")
     (tmp_path / "list.txt").write_text("file:gallery.html\nfile:login.html\nfile:empty.html\n",
                                        encoding="utf-8")
-    proc = cli("run", str(tmp_path / "list.txt"), "--quiet", env=ON)
+    proc = invoke_cli("run", str(tmp_path / "list.txt"), "--quiet", env=ON)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
     records = {Path(r["url"]).name: r for r in jsonl(proc.stdout)}

@@ -19,7 +19,7 @@ from bookmark_enrich.cli import app
 from bookmark_enrich.doctor import run_doctor
 from bookmark_enrich.services.health import Check, CheckProvider
 from bookmark_enrich.settings import Settings, load_settings
-from tests.helpers import CORE_ONLY, cli
+from tests.helpers import CORE_ONLY, cli, invoke_cli
 from tests.servers.llm import LLMServer
 from tests.servers.pages import PageServer
 
@@ -140,7 +140,7 @@ def test_disabled_stages_are_skipped_not_failed() -> None:
 def test_cache_check(cache_path: Path, pages: PageServer) -> None:
     code, doc = doctor_json()
     assert "no cache yet" in by_name(doc)["cache"]["detail"] and code == 0
-    proc = cli("run", "-", "-q", input=pages.url("/article/doc1") + "\n")
+    proc = invoke_cli("run", "-", "-q", input=pages.url("/article/doc1") + "\n")
     assert proc.returncode == 0
     code, doc = doctor_json()
     cache = by_name(doc)["cache"]

@@ -20,7 +20,7 @@ from bookmark_enrich.summarizers.llm import (
     parse_answer,
     split_text,
 )
-from tests.helpers import cli, jsonl, run_library
+from tests.helpers import invoke_cli, jsonl, run_library
 from tests.servers.llm import LLMServer
 from tests.servers.pages import ARTICLES, PageServer
 
@@ -286,7 +286,7 @@ def test_configured_model_that_is_missing_is_unavailable(llm: LLMServer) -> None
 # ------------------------------------------------------------------- preflight
 def test_unreachable_server_exits_3_with_one_actionable_line(pages: PageServer) -> None:
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
-    proc = cli("run", "-", input=pages.url("/article/down") + "\n", env=env)
+    proc = invoke_cli("run", "-", input=pages.url("/article/down") + "\n", env=env)
     assert proc.returncode == 3
     err = proc.stderr.decode()
     assert err.count("\n") == 1 and err.startswith("error: no LLM server answers")
@@ -296,7 +296,7 @@ def test_unreachable_server_exits_3_with_one_actionable_line(pages: PageServer) 
 
 def test_no_model_loaded_exits_3(pages: PageServer, llm: LLMServer) -> None:
     llm.modes = {"no_model"}
-    proc = cli("run", "-", input=pages.url("/article/nomodel") + "\n", env=ON)
+    proc = invoke_cli("run", "-", input=pages.url("/article/nomodel") + "\n", env=ON)
     assert proc.returncode == 3
     err = proc.stderr.decode()
     assert "no model is loaded" in err and "lms load" in err and "Traceback" not in err
@@ -304,7 +304,7 @@ def test_no_model_loaded_exits_3(pages: PageServer, llm: LLMServer) -> None:
 
 def test_keep_going_records_the_failures(pages: PageServer) -> None:
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
-    proc = cli("run", "-", "--keep-going", input=pages.url("/article/kg") + "\n", env=env)
+    proc = invoke_cli("run", "-", "--keep-going", input=pages.url("/article/kg") + "\n", env=env)
     assert proc.returncode == 1
     record = jsonl(proc.stdout)[0]
     assert record["status"] == "partial"
@@ -314,7 +314,7 @@ def test_keep_going_records_the_failures(pages: PageServer) -> None:
 
 
 def test_cli_flags_and_end_of_run_figures(pages: PageServer, llm: LLMServer) -> None:
-    proc = cli("run", "-", "--max-tags", "1", "--language", "fr", "--llm-concurrency", "1",
+    proc = invoke_cli("run", "-", "--max-tags", "1", "--language", "fr", "--llm-concurrency", "1",
                input=pages.url("/article/flags") + "\n", env=ON)
     assert proc.returncode == 0, proc.stderr.decode()
     record = jsonl(proc.stdout)[0]
@@ -324,7 +324,7 @@ def test_cli_flags_and_end_of_run_figures(pages: PageServer, llm: LLMServer) -> 
     assert "llm calls 1" in err and "prompt tokens" in err and "mean latency" in err
     # --no-summary turns the stage off even with the server gone.
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
-    proc = cli("run", "-", "-q", "--no-summary", input=pages.url("/article/ns") + "\n",
+    proc = invoke_cli("run", "-", "-q", "--no-summary", input=pages.url("/article/ns") + "\n",
                env=env)
     assert proc.returncode == 0
     assert "summarize" not in jsonl(proc.stdout)[0]["stages"]
