@@ -117,10 +117,10 @@ def test_one_sentence_page() -> None:
 def test_book_length_page_is_fast() -> None:
     _, text = page("sourdough-starter.html")
     book = "\n".join([text] * 150)  # ~50,000 words
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU time: other load on the machine aside
     result = summarize_page(book, {"title": "A long book"}, 5, True)
     assert result is not None and result["summary"]
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_summarizer_runs_in_the_process_pool_and_reports_no_content() -> None:

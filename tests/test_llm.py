@@ -204,12 +204,12 @@ def test_split_text_respects_the_budget() -> None:
 # ------------------------------------------------------------------- failures
 def test_timeout_is_a_reason_and_not_retried(pages: PageServer, llm: LLMServer) -> None:
     llm.modes = {"slow"}
-    llm.slow_seconds = 2.0
+    llm.slow_seconds = 30.0  # far past the limit below: only the 0.3 s timeout ends it sooner
     start = time.monotonic()
     records, _ = summarize([pages.url("/article/slow")], llm_timeout=0.3)
     assert records[0]["errors"][0]["reason"] == "timeout"
     assert len(llm.chat_requests) == 1
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 15
 
 
 def test_server_error_then_success_is_retried(pages: PageServer, llm: LLMServer) -> None:

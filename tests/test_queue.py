@@ -352,7 +352,8 @@ def test_sigterm_worker_finishes_what_it_runs_and_hands_back_the_rest(
         redis_queue: RedisQueue, slow_pages: PageServer, tmp_path: Path) -> None:
     urls = [slow_pages.url(f"/article/t{i}") for i in range(16)]
     source = write_urls(tmp_path / "urls.txt", urls)
-    first = start_worker(redis_queue, "-c", "4")  # the default idle timeout: 30 s
+    # An idle timeout far past the limits below: only a hand-back can finish the run in time.
+    first = start_worker(redis_queue, "-c", "4", "--idle-timeout", "600")
     wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
     proc = start_coordinator(redis_queue, source, tmp_path / "c.sqlite", "--batch-size", "2")
     try:
@@ -360,11 +361,11 @@ def test_sigterm_worker_finishes_what_it_runs_and_hands_back_the_rest(
         first.send_signal(signal.SIGTERM)
         _, first_err = first.communicate(timeout=10)
         assert first.returncode == 0, first_err.decode()
-        second = start_worker(redis_queue, "-c", "8")
+        second = start_worker(redis_queue, "-c", "8", "--idle-timeout", "600")
         started = time.monotonic()
-        out, err = proc.communicate(timeout=60)
-        # Handed back at once: nobody waited for the 30 s idle timeout.
-        assert time.monotonic() - started < 25
+        out, err = proc.communicate(timeout=120)
+        # Handed back at once: nobody waited for the 600 s idle timeout.
+        assert time.monotonic() - started < 300
     finally:
         stop(first, proc)
     stop(second)
