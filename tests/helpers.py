@@ -79,6 +79,23 @@ def invoke_cli(*args: str, input: str | bytes | None = None, env: dict[str, str]
     return Ran(result.exit_code, result.stdout_bytes, result.stderr_bytes)
 
 
+def wait_until_taken(pid: int, sig: int, timeout: float = 60) -> None:
+    """Return once ``sig``, sent to ``pid``, is no longer pending (Linux ``/proc``).
+
+    The process has taken it, so a second signal sent now is a delivery of its own; two
+    sent back to back may merge into one while the first is still pending.
+    """
+    bit = 1 << (sig - 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if not (int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)) & bit:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"signal {sig} still pending for pid {pid}")
+
+
 def stop_releasing(proc: subprocess.Popen[bytes], gate: Gate,
                    sig: int = signal.SIGINT) -> tuple[bytes, bytes]:
     """Send ``sig`` (a first Ctrl-C or SIGTERM: finish what is in flight) to a run whose

@@ -69,7 +69,7 @@ def live_workers(q: RedisQueue) -> list[dict[str, Any]]:
         return [json.loads(v) for v in client.mget(keys) if v] if keys else []
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
+def wait_for(predicate: Any, what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -359,7 +359,7 @@ def test_sigterm_worker_finishes_what_it_runs_and_hands_back_the_rest(
     try:
         wait_for(lambda: sum(slow_pages.hits.values()) >= 2, "the worker to start fetching")
         first.send_signal(signal.SIGTERM)
-        _, first_err = first.communicate(timeout=10)
+        _, first_err = first.communicate(timeout=60)
         assert first.returncode == 0, first_err.decode()
         second = start_worker(redis_queue, "-c", "8", "--idle-timeout", "600")
         started = time.monotonic()
@@ -516,8 +516,8 @@ def test_redis_lost_mid_run_is_one_line_and_exit_3(
         wait_for(lambda: sum(slow_pages.hits.values()) >= 2, "the worker to start fetching")
         redis_proc.kill()
         redis_proc.wait()
-        _, err = proc.communicate(timeout=30)
-        _, worker_err = worker.communicate(timeout=30)
+        _, err = proc.communicate(timeout=90)
+        _, worker_err = worker.communicate(timeout=90)
     finally:
         stop(worker)
         if redis_proc.poll() is None:

@@ -24,7 +24,7 @@ from bookmark_enrich.runner import SourceWriter, open_writer
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.sources import RawRecord, open_source
 from bookmark_enrich.writeback import FileWriter, WritebackConflict, WritebackOptions
-from tests.helpers import CORE_ONLY, jsonl
+from tests.helpers import CORE_ONLY, jsonl, wait_until_taken
 from tests.servers.pages import Gate, PageServer
 from tests.servers.postgres import PostgresSchema
 
@@ -449,17 +449,11 @@ def test_interrupted_db_run_keeps_what_it_finished(tmp_path: Path, pages: PageSe
     for _ in range(3):  # the three fast ones are done
         assert proc.stdout.readline()
     gate.wait_for(2)  # the other two are held and never answer
-    # Ctrl-C finishes what is in flight (held here); the next Ctrl-C abandons it. Each
-    # SIGINT is sent once the one before has had a chance to land (two signals sent at
-    # once may arrive as one), until the run gives up.
-    _, err = b"", b""
-    for _ in range(30):
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=2)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    # Ctrl-C finishes what is in flight (held here); the next Ctrl-C abandons it.
+    proc.send_signal(signal.SIGINT)
+    wait_until_taken(proc.pid, signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     done = rows(tmp_path / "i.db", "SELECT id FROM bookmarks WHERE metadata IS NOT NULL")
     assert sorted(r[0] for r in done) == [1, 2, 3]
