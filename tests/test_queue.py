@@ -24,7 +24,7 @@ from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.stages import build_stages
 from tests.conftest import skip_or_fail
 from tests.fixtures_redis import RedisQueue
-from tests.helpers import CORE_ONLY, cli, jsonl, run_library
+from tests.helpers import CORE_ONLY, cli, invoke_cli, jsonl, run_library
 from tests.servers.pages import PageServer
 from tests.servers.redis import start_private
 
@@ -229,7 +229,7 @@ def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
     source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
     for args in (["run", str(source), "--queue", "redis://127.0.0.1:9/0"],
                  ["worker", "--queue", "redis://127.0.0.1:9/0"]):
-        proc = cli(*args, env=QENV)
+        proc = invoke_cli(*args, env=QENV)
         err = proc.stderr.decode()
         assert proc.returncode == 3, err
         assert "cannot reach the queue at redis://127.0.0.1:9/0" in err
@@ -238,9 +238,10 @@ def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
 
 def test_queue_url_must_be_redis_and_password_stays_hidden(tmp_path: Path) -> None:
     source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
-    proc = cli("run", str(source), "--queue", "http://user:secret@host/", env=QENV)
+    proc = invoke_cli("run", str(source), "--queue", "http://user:secret@host/", env=QENV)
     assert proc.returncode == 2
     assert "--queue must be a redis:// URL" in proc.stderr.decode()
+    # A real process: whatever it logs reaches the stream checked here.
     proc = cli("worker", "--queue", "redis://:hunter2@127.0.0.1:9/0", env=QENV)
     assert proc.returncode == 3
     assert "hunter2" not in proc.stderr.decode() and "***" in proc.stderr.decode()
