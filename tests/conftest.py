@@ -65,11 +65,17 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield work
 
 
+# Fixtures that start something heavy: under xdist (--dist loadgroup) the tests using one
+# share a worker, so it starts once (one `weed`, one browser) rather than once per worker.
+_HEAVY_FIXTURES = {"s3_server": "s3", "browser": "browser"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (--dist loadgroup), the tests using S3 share one worker and so one `weed`."""
     for item in items:
-        if "s3_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("s3"))
+        names = getattr(item, "fixturenames", ())
+        group = next((g for f, g in _HEAVY_FIXTURES.items() if f in names), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
