@@ -327,7 +327,12 @@ class Pipeline:
         """Thread: read the source in chunks and pass them to the loop."""
 
         def put(value: Any) -> bool:
-            fut = asyncio.run_coroutine_threadsafe(chunks.put(value), loop)
+            pending = chunks.put(value)
+            try:
+                fut = asyncio.run_coroutine_threadsafe(pending, loop)
+            except RuntimeError:  # the run ended (its loop closed) while this thread read on
+                pending.close()
+                return False
             while not self._stop_reading.is_set():
                 try:
                     fut.result(timeout=0.2)

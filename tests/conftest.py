@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.offline import sitecustomize as _offline  # noqa: F401 - patches this process
-from tests.servers.pages import PageServer
+from tests.servers.pages import Gate, PageServer
+
+# The CLI sizes its report console when first imported; pytest-xdist workers start with
+# COLUMNS=80 where a plain run has none. Import it the same way in both.
+os.environ.pop("COLUMNS", None)
 
 # Subprocesses (the CLI, queue workers) resolve offline too.
 _OFFLINE = str(Path(__file__).resolve().parent / "offline")
@@ -25,6 +30,10 @@ pytest_plugins.append("tests.fixtures_s3")
 pytest_plugins.append("tests.fixtures_archive")
 pytest_plugins.append("tests.fixtures_embeddings")
 
+# Where the summarizer looks for a local LLM server unless a test says otherwise: an address
+# where nothing listens (the discard port, outside the range test servers get), so no test
+# finds a server another test (on another xdist worker) started on a default LLM port.
+NO_LLM_PROBES = '["http://127.0.0.1:9/v1"]'
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOPBACK = "127.0.0.0/8,::1"
 
@@ -49,6 +58,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("BOOKMARK_ENRICH_CACHE", str(tmp_path / "cache.sqlite"))
     monkeypatch.setenv("BOOKMARK_ENRICH_MEDIA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("BOOKMARK_ENRICH_BACKOFF", "0.01")
+    monkeypatch.setenv("BOOKMARK_ENRICH_LLM_PROBE_URLS", NO_LLM_PROBES)
     monkeypatch.setenv("COLUMNS", "120")
     # Test servers live on loopback, test pages in temp folders: allowed here, and only
     # here (the network policy's own tests clear these).
@@ -61,12 +71,33 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield work
 
 
+# Fixtures that start something heavy: under xdist (--dist loadgroup) the tests using one
+# share a worker, so it starts once (one `weed`, one browser) rather than once per worker.
+_HEAVY_FIXTURES = {"s3_server": "s3", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        group = next((g for f, g in _HEAVY_FIXTURES.items() if f in names), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def pages() -> Iterator[PageServer]:
     """The page server (real sockets on 127.0.0.1)."""
     server = PageServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def gate(pages: PageServer) -> Iterator[Gate]:
+    """A gate of this test's own on the page server; opened at the end so nothing stays held."""
+    held = pages.gate(f"g{uuid.uuid4().hex[:10]}")
+    yield held
+    held.open()
 
 
 @pytest.fixture

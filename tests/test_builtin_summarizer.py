@@ -23,7 +23,7 @@ from bookmark_enrich.summarizers.builtin import (
     summarize_page,
 )
 from bookmark_enrich.workers import shutdown_pool
-from tests.helpers import cli, jsonl
+from tests.helpers import invoke_cli, jsonl
 
 with warnings.catch_warnings():  # urllib3 warns about SOCKS when trafilatura imports it
     warnings.simplefilter("ignore")
@@ -117,10 +117,10 @@ def test_one_sentence_page() -> None:
 def test_book_length_page_is_fast() -> None:
     _, text = page("sourdough-starter.html")
     book = "\n".join([text] * 150)  # ~50,000 words
-    start = time.perf_counter()
+    start = time.process_time()  # this process's CPU time: other load on the machine aside
     result = summarize_page(book, {"title": "A long book"}, 5, True)
     assert result is not None and result["summary"]
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_summarizer_runs_in_the_process_pool_and_reports_no_content() -> None:
@@ -165,7 +165,7 @@ def test_cli_run_gallery_login_wall_and_description_only_pages(tmp_path: Path) -
     (tmp_path / "empty.html").write_text("<html><body></body></html>", encoding="utf-8")
     (tmp_path / "list.txt").write_text("file:gallery.html\nfile:login.html\nfile:empty.html\n",
                                        encoding="utf-8")
-    proc = cli("run", str(tmp_path / "list.txt"), "--quiet", env=ON)
+    proc = invoke_cli("run", str(tmp_path / "list.txt"), "--quiet", env=ON)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"Traceback" not in proc.stderr
     records = {Path(r["url"]).name: r for r in jsonl(proc.stdout)}

@@ -7,22 +7,19 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bookmark_enrich.stages.extract import ExtractStage
-from tests.helpers import CORE_ONLY, jsonl, run_library
-from tests.servers.pages import PageServer
-
-
-@pytest.fixture
-def slow_pages() -> Iterator[PageServer]:
-    server = PageServer(latency=0.15).start()
-    yield server
-    server.stop()
+from tests.helpers import (
+    CORE_ONLY,
+    jsonl,
+    release_until_committed,
+    run_library,
+    stop_releasing,
+)
+from tests.servers.pages import Gate, PageServer
 
 
 def test_rerun_is_served_from_cache(pages: PageServer) -> None:
@@ -81,20 +78,16 @@ def _start(source: Path, cache: Path, *extra: str) -> subprocess.Popen[bytes]:
          *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-def _wait_for_rows(cache: Path, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cache.exists():
-            try:
-                with sqlite3.connect(cache) as db:
-                    done = db.execute(
-                        "SELECT count(*) FROM results WHERE stage='extract'").fetchone()[0]
-                if done >= n:
-                    return
-            except sqlite3.OperationalError:
-                pass
-        time.sleep(0.05)
-    raise AssertionError("the run made no progress")
+def _committed(cache: Path) -> int:
+    """Extract results the run has committed to its cache so far."""
+    if not cache.exists():
+        return 0
+    try:
+        with sqlite3.connect(cache) as db:
+            return int(db.execute(
+                "SELECT count(*) FROM results WHERE stage='extract'").fetchone()[0])
+    except sqlite3.OperationalError:  # the run has not made its tables yet
+        return 0
 
 
 def _finished_urls(cache: Path) -> set[str]:
@@ -106,49 +99,55 @@ def _finished_urls(cache: Path) -> set[str]:
 
 
 def test_sigkill_mid_run_then_resume_enriches_each_once(
-    slow_pages: PageServer, tmp_path: Path
+    pages: PageServer, gate: Gate, tmp_path: Path
 ) -> None:
-    urls = [slow_pages.url(f"/article/k{i}") for i in range(60)]
+    # Eight pages answer; the rest are held at the gate and let through a few at a time
+    # until the run has committed eight results, then it is killed mid-way.
+    urls = [pages.url(f"/article/k{i}") for i in range(8)] + [gate.url(f"k{i}")
+                                                              for i in range(8, 60)]
     source = tmp_path / "urls.txt"
     source.write_text("\n".join(urls) + "\n")
     cache = tmp_path / "kill.sqlite"
     proc = _start(source, cache)
-    _wait_for_rows(cache, 8)
+    gate.wait_for(4)  # the eight are done, four held pages in flight
+    release_until_committed(gate, lambda: _committed(cache), 8)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = _finished_urls(cache)
-    assert 0 < len(finished) < len(urls)
-    hits_after_kill = slow_pages.hits.copy()
+    assert set(urls[:8]) <= finished and len(finished) < len(urls)
+    hits_after_kill = pages.hits.copy()
 
+    gate.open()
     proc = _start(source, cache, "-q")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     records = jsonl(out)
     assert sorted(r["url"] for r in records) == sorted(urls)  # each exactly once
     for url in finished:  # what finished before the kill is not fetched again
-        path = url.removeprefix(slow_pages.base)
-        assert slow_pages.hits[path] == hits_after_kill[path]
+        path = url.removeprefix(pages.base)
+        assert pages.hits[path] == hits_after_kill[path]
         assert next(r for r in records if r["url"] == url)["cached"] is True
 
 
 def test_ctrl_c_finishes_in_flight_work_exits_130_and_resumes(
-    slow_pages: PageServer, tmp_path: Path
+    pages: PageServer, gate: Gate, tmp_path: Path
 ) -> None:
-    urls = [slow_pages.url(f"/article/i{i}") for i in range(80)]
+    urls = [pages.url(f"/article/i{i}") for i in range(4)] + [gate.url(f"i{i}")
+                                                              for i in range(4, 80)]
     source = tmp_path / "urls.txt"
     source.write_text("\n".join(urls) + "\n")
     cache = tmp_path / "int.sqlite"
     proc = _start(source, cache)
-    _wait_for_rows(cache, 4)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    gate.wait_for(4)  # the four are done, four held pages in flight when Ctrl-C comes
+    out, err = stop_releasing(proc, gate)
     assert proc.returncode == 130, err
     first = jsonl(out)  # every line is whole JSON
-    assert 0 < len(first) < len(urls)
+    assert 4 + 4 <= len(first) < len(urls)  # the four in flight were finished
     assert b"interrupted" in err and b"Traceback" not in err
     # Everything printed was committed to the cache.
     assert {r["url"] for r in first} <= _finished_urls(cache)
 
+    gate.open()
     proc = _start(source, cache, "-q")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0

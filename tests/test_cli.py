@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from bookmark_enrich.cli import app
 from bookmark_enrich.models import OutputRecord
-from tests.helpers import CORE_ONLY, cli, jsonl
+from tests.helpers import CORE_ONLY, cli, invoke_cli, jsonl
 from tests.servers.pages import PageServer
 
 runner = CliRunner()
@@ -35,14 +35,14 @@ def test_stdout_holds_only_json_and_stderr_the_rest(pages: PageServer) -> None:
 
 
 def test_all_ok_exits_zero_and_quiet_is_quiet(pages: PageServer) -> None:
-    proc = cli("run", "-", "--quiet", input=pages.url("/article/q") + "\n")
+    proc = invoke_cli("run", "-", "--quiet", input=pages.url("/article/q") + "\n")
     assert proc.returncode == 0
     assert proc.stderr == b""
     assert len(jsonl(proc.stdout)) == 1
 
 
 def test_non_tty_progress_is_plain_log_lines(pages: PageServer) -> None:
-    proc = cli("run", "-", input=pages.url("/article/log") + "\n")
+    proc = invoke_cli("run", "-", input=pages.url("/article/log") + "\n")
     err = proc.stderr.decode()
     assert "run started: stdin (text)" in err
     assert "\x1b[" not in err  # no terminal escapes in a cron mail
@@ -73,7 +73,7 @@ def test_every_input_format_keeps_original_fields(
     path = tmp_path / name
     path.write_text(content % url)
     for source in (str(path), "-"):  # by extension, and by content on stdin
-        proc = cli("run", source, "-q", input=path.read_bytes() if source == "-" else None)
+        proc = invoke_cli("run", source, "-q", input=path.read_bytes() if source == "-" else None)
         assert proc.returncode == 0, proc.stderr
         (rec,) = jsonl(proc.stdout)
         assert rec["url"] == url
@@ -90,10 +90,10 @@ def test_every_input_format_keeps_original_fields(
 def test_csv_url_field_override(pages: PageServer, tmp_path: Path) -> None:
     path = tmp_path / "odd.csv"
     path.write_text(f"name,where\nMine,{pages.url('/article/where')}\n")
-    proc = cli("run", str(path), "-q")
+    proc = invoke_cli("run", str(path), "-q")
     assert proc.returncode == 2
     assert b"CSV has no URL column" in proc.stderr
-    proc = cli("run", str(path), "-q", "--url-field", "where")
+    proc = invoke_cli("run", str(path), "-q", "--url-field", "where")
     assert proc.returncode == 0
     assert jsonl(proc.stdout)[0]["record"] == {"name": "Mine", "where": pages.url(
         "/article/where")}
@@ -113,7 +113,7 @@ def test_csv_url_field_override(pages: PageServer, tmp_path: Path) -> None:
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], stdin: bytes | None,
                                       message: str) -> None:
-    proc = cli(*args, input=stdin)
+    proc = invoke_cli(*args, input=stdin)
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     assert message in err
@@ -125,17 +125,17 @@ def test_unreadable_file_and_directory(tmp_path: Path) -> None:
     locked = tmp_path / "locked.txt"
     locked.write_text("http://example.org\n")
     locked.chmod(0)
-    proc = cli("run", str(tmp_path))
+    proc = invoke_cli("run", str(tmp_path))
     assert proc.returncode == 2 and b"is a directory" in proc.stderr
     import os
 
     if os.geteuid() != 0:  # root reads anything
-        proc = cli("run", str(locked))
+        proc = invoke_cli("run", str(locked))
         assert proc.returncode == 2 and b"permission denied" in proc.stderr
 
 
 def test_invalid_setting_names_the_setting_and_value() -> None:
-    proc = cli("run", "-", input=b"http://x.org\n", env={"MAX_MEDIA_SIZE_MB": "lots"})
+    proc = invoke_cli("run", "-", input=b"http://x.org\n", env={"MAX_MEDIA_SIZE_MB": "lots"})
     assert proc.returncode == 2
     assert b"MAX_MEDIA_SIZE_MB='lots'" in proc.stderr
     assert b"Traceback" not in proc.stderr
@@ -143,14 +143,14 @@ def test_invalid_setting_names_the_setting_and_value() -> None:
 
 def test_env_file_is_read_and_flags_win(pages: PageServer, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BOOKMARK_ENRICH_INCLUDE_TEXT=true\nBOOKMARK_ENRICH_RETRIES=0\n")
-    proc = cli("run", "-", "-q", input=pages.url("/article/env") + "\n", cwd=tmp_path)
+    proc = invoke_cli("run", "-", "-q", input=pages.url("/article/env") + "\n", cwd=tmp_path)
     assert "text" in jsonl(proc.stdout)[0]["enrichment"]
-    proc = cli("run", "-", "-q", "--concurrency", "0", input=b"http://x.org\n", cwd=tmp_path)
+    proc = invoke_cli("run", "-", "-q", "--concurrency", "0", input=b"http://x.org\n", cwd=tmp_path)
     assert proc.returncode == 2 and b"--concurrency=0" in proc.stderr
 
 
 def test_strict_makes_bad_records_fatal(pages: PageServer) -> None:
-    proc = cli("run", "-", "--strict", "-q", input=f"{pages.url('/article/s')}\nnope\n")
+    proc = invoke_cli("run", "-", "--strict", "-q", input=f"{pages.url('/article/s')}\nnope\n")
     assert proc.returncode == 2
     assert b"line 2" in proc.stderr and b"--strict" in proc.stderr
 
@@ -159,7 +159,7 @@ def test_malformed_json_lines_are_reported_with_line_numbers(pages: PageServer) 
     lines = [json.dumps({"url": pages.url("/article/j1")}), "{broken", "[1,2]",
              json.dumps({"title": "no url"}), json.dumps({"url": "ftp://x.org/f"}),
              json.dumps({"url": pages.url("/article/j2")})]
-    proc = cli("run", "-", "-q", input="\n".join(lines) + "\n")
+    proc = invoke_cli("run", "-", "-q", input="\n".join(lines) + "\n")
     assert proc.returncode == 1  # skipped records end the run with failures (issue 16)
     assert len(jsonl(proc.stdout)) == 2
     err = proc.stderr.decode()
@@ -170,12 +170,12 @@ def test_malformed_json_lines_are_reported_with_line_numbers(pages: PageServer) 
 def test_output_file_json_and_csv(pages: PageServer, tmp_path: Path) -> None:
     urls = "\n".join([pages.url("/article/o1"), pages.url("/article/o2")]) + "\n"
     out = tmp_path / "out.json"
-    proc = cli("run", "-", "-q", "-o", str(out), "--format", "json", input=urls)
+    proc = invoke_cli("run", "-", "-q", "-o", str(out), "--format", "json", input=urls)
     assert proc.returncode == 0 and proc.stdout == b""
     data = json.loads(out.read_text())
     assert len(data) == 2
     assert not list(tmp_path.glob(".out.json.*"))  # the temp file was renamed away
-    proc = cli("run", "-", "-q", "--format", "csv", input=urls)
+    proc = invoke_cli("run", "-", "-q", "--format", "csv", input=urls)
     rows = list(csv.DictReader(io.StringIO(proc.stdout.decode())))
     assert len(rows) == 2
     assert rows[0]["enrich_status"] == "ok"
@@ -248,7 +248,7 @@ def test_terminal_gets_live_bars_and_stdout_stays_json(pages: PageServer) -> Non
 
 def test_jsonl_with_a_broken_first_line_is_still_jsonl(pages: PageServer) -> None:
     data = "{\"url\": broken\n" + json.dumps({"url": pages.url("/article/after-broken")}) + "\n"
-    proc = cli("run", "-", "-q", input=data)
+    proc = invoke_cli("run", "-", "-q", input=data)
     assert proc.returncode == 1, proc.stderr  # a skipped record is a failure
     assert b"line 1: invalid JSON" in proc.stderr
     assert len(jsonl(proc.stdout)) == 1

@@ -24,7 +24,7 @@ from bookmark_enrich import enrich, load_settings, open_source
 from bookmark_enrich.models import InputIssue
 from bookmark_enrich.sources import FORMATS, RawRecord
 from tests.exports_support import FIXTURES, as_expected, mutated, read_items, read_mutated
-from tests.helpers import cli, jsonl
+from tests.helpers import invoke_cli, jsonl
 from tests.servers.pages import PageServer
 
 FIXTURE_FORMATS = {
@@ -248,7 +248,7 @@ def test_truncated_chrome_exits_1_naming_the_position(pages: PageServer, tmp_pat
     data = _chrome(urls)
     path = tmp_path / "Bookmarks"
     path.write_bytes(_cut_inside_entry(data, "chrome", urls))
-    proc = cli("run", str(path), "-q")
+    proc = invoke_cli("run", str(path), "-q")
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
     assert sorted(r["url"] for r in jsonl(proc.stdout)) == urls[:3]
@@ -259,7 +259,7 @@ def test_truncated_chrome_exits_1_naming_the_position(pages: PageServer, tmp_pat
 def test_unknown_file_exits_2_naming_the_formats(tmp_path: Path) -> None:
     path = tmp_path / "notes"
     path.write_text("just some words\nnothing here\n")
-    proc = cli("run", str(path))
+    proc = invoke_cli("run", str(path))
     err = proc.stderr.decode()
     assert proc.returncode == 2
     assert "unknown format (tried " in err
@@ -267,7 +267,7 @@ def test_unknown_file_exits_2_naming_the_formats(tmp_path: Path) -> None:
         assert name in err
     blob = tmp_path / "blob"
     blob.write_bytes(b"\x00\x01\x02garbage" * 100)
-    proc = cli("run", str(blob))
+    proc = invoke_cli("run", str(blob))
     err = proc.stderr.decode()
     assert proc.returncode == 2
     assert "binary data" in err and "firefox-places" in err and "safari" in err
@@ -280,7 +280,7 @@ def test_writeback_refused_for_browser_files(name: str, tmp_path: Path) -> None:
     path = tmp_path / name
     shutil.copy(FIXTURES / name, path)
     before = path.read_bytes()
-    proc = cli("run", str(path), "--writeback")
+    proc = invoke_cli("run", str(path), "--writeback")
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     assert "owned by the browser" in err and "-o FILE" in err
@@ -291,7 +291,7 @@ def test_writeback_of_a_pinboard_json(pages: PageServer, tmp_path: Path) -> None
     urls = [pages.url(f"/article/pin-{i}") for i in range(3)]
     path = tmp_path / "pinboard.json"
     path.write_bytes(_pinboard(urls))
-    proc = cli("run", str(path), "--writeback", "--no-backup", "-q")
+    proc = invoke_cli("run", str(path), "--writeback", "--no-backup", "-q")
     assert proc.returncode == 0, proc.stderr.decode()
     data = json.loads(path.read_text())
     assert [d["href"] for d in data] == urls
@@ -306,7 +306,7 @@ def test_writeback_of_a_raindrop_csv(pages: PageServer, tmp_path: Path) -> None:
                    for i, u in enumerate(urls))
     path.write_text("id,title,note,excerpt,url,folder,tags,created,cover,highlights,favorite\n"
                     + rows)
-    proc = cli("run", str(path), "--writeback", "--no-backup", "-q")
+    proc = invoke_cli("run", str(path), "--writeback", "--no-backup", "-q")
     assert proc.returncode == 0, proc.stderr.decode()
     table = list(csv.DictReader(io.StringIO(path.read_text())))
     assert [r["url"] for r in table] == urls
@@ -315,12 +315,12 @@ def test_writeback_of_a_raindrop_csv(pages: PageServer, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ formats
 def test_formats_command_lists_every_format() -> None:
-    proc = cli("formats")
+    proc = invoke_cli("formats")
     assert proc.returncode == 0
     out = proc.stdout.decode()
     for name in FORMATS:
         assert f"\n{name} " in out
-    listed = json.loads(cli("formats", "--json").stdout)
+    listed = json.loads(invoke_cli("formats", "--json").stdout)
     by_name = {f["name"]: f for f in listed}
     assert set(by_name) == set(FORMATS)
     assert by_name["chrome"]["writeback"] is False

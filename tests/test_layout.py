@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def test_every_top_level_module_has_a_layer() -> None:
 
 
 def test_the_import_contracts_hold() -> None:
-    lint = shutil.which("lint-imports")
+    # Beside this interpreter first: the venv's scripts need not be on PATH.
+    beside = Path(sys.executable).with_name("lint-imports")
+    lint = str(beside) if beside.exists() else shutil.which("lint-imports")
     if lint is None:
         pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
     proc = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True,

@@ -27,7 +27,7 @@ from bookmark_enrich.summarizers.llm import (
     parse_answer,
     split_text,
 )
-from tests.helpers import cli, jsonl, run_library
+from tests.helpers import invoke_cli, jsonl, run_library
 from tests.servers.llm import LLMServer
 from tests.servers.pages import ARTICLES, PageServer
 
@@ -215,12 +215,12 @@ def test_split_text_respects_the_budget() -> None:
 # ------------------------------------------------------------------- failures
 def test_timeout_is_a_reason_and_not_retried(pages: PageServer, llm: LLMServer) -> None:
     llm.modes = {"slow"}
-    llm.slow_seconds = 2.0
+    llm.slow_seconds = 30.0  # far past the limit below: only the 0.3 s timeout ends it sooner
     start = time.monotonic()
     records, _ = summarize([pages.url("/article/slow")], llm_timeout=0.3)
     assert records[0]["errors"][0]["reason"] == "timeout"
     assert len(llm.chat_requests) == 1
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 15
 
 
 def test_server_error_then_success_is_retried(pages: PageServer, llm: LLMServer) -> None:
@@ -298,7 +298,7 @@ def test_configured_model_that_is_missing_is_unavailable(llm: LLMServer) -> None
 # ------------------------------------------------------------------- preflight
 def test_unreachable_server_exits_3_with_one_actionable_line(pages: PageServer) -> None:
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
-    proc = cli("run", "-", input=pages.url("/article/down") + "\n", env=env)
+    proc = invoke_cli("run", "-", input=pages.url("/article/down") + "\n", env=env)
     assert proc.returncode == 3
     err = proc.stderr.decode()
     assert err.count("\n") == 1 and err.startswith("error: no LLM server answers")
@@ -308,7 +308,7 @@ def test_unreachable_server_exits_3_with_one_actionable_line(pages: PageServer) 
 
 def test_no_model_loaded_exits_3(pages: PageServer, llm: LLMServer) -> None:
     llm.modes = {"no_model"}
-    proc = cli("run", "-", input=pages.url("/article/nomodel") + "\n", env=ON)
+    proc = invoke_cli("run", "-", input=pages.url("/article/nomodel") + "\n", env=ON)
     assert proc.returncode == 3
     err = proc.stderr.decode()
     assert "no model is loaded" in err and "lms load" in err and "Traceback" not in err
@@ -316,7 +316,7 @@ def test_no_model_loaded_exits_3(pages: PageServer, llm: LLMServer) -> None:
 
 def test_keep_going_records_the_failures(pages: PageServer) -> None:
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
-    proc = cli("run", "-", "--keep-going", input=pages.url("/article/kg") + "\n", env=env)
+    proc = invoke_cli("run", "-", "--keep-going", input=pages.url("/article/kg") + "\n", env=env)
     assert proc.returncode == 1
     record = jsonl(proc.stdout)[0]
     assert record["status"] == "partial"
@@ -326,7 +326,7 @@ def test_keep_going_records_the_failures(pages: PageServer) -> None:
 
 
 def test_cli_flags_and_end_of_run_figures(pages: PageServer, llm: LLMServer) -> None:
-    proc = cli("run", "-", "--max-tags", "1", "--language", "fr", "--llm-concurrency", "1",
+    proc = invoke_cli("run", "-", "--max-tags", "1", "--language", "fr", "--llm-concurrency", "1",
                input=pages.url("/article/flags") + "\n", env=ON)
     assert proc.returncode == 0, proc.stderr.decode()
     record = jsonl(proc.stdout)[0]
@@ -339,7 +339,7 @@ def test_cli_flags_and_end_of_run_figures(pages: PageServer, llm: LLMServer) -> 
     assert "cached prompt share" in flat
     # --no-summary turns the stage off even with the server gone.
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
-    proc = cli("run", "-", "-q", "--no-summary", input=pages.url("/article/ns") + "\n",
+    proc = invoke_cli("run", "-", "-q", "--no-summary", input=pages.url("/article/ns") + "\n",
                env=env)
     assert proc.returncode == 0
     assert "summarize" not in jsonl(proc.stdout)[0]["stages"]

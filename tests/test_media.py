@@ -22,7 +22,7 @@ from bookmark_enrich.services.storage import s3_checks
 from bookmark_enrich.stages import build_stages
 from bookmark_enrich.stages.media import media_link, sanitize_filename
 from tests.fixtures_s3 import S3Bucket
-from tests.helpers import cli, jsonl
+from tests.helpers import invoke_cli, jsonl
 from tests.servers.cobalt import ACCEPTED_KEYS, CobaltServer
 from tests.servers.pages import PageServer
 
@@ -266,7 +266,7 @@ def test_stopped_s3_exits_3_with_one_line(cobalt: CobaltServer, pages: PageServe
                                           stopped_s3_endpoint: str) -> None:
     env = {"ENABLE_MEDIA_DOWNLOAD": "true", "COBALT_API_URL": cobalt.url,
            "S3_ENDPOINT": stopped_s3_endpoint, "S3_ACCESS_KEY": "k", "S3_SECRET_KEY": "s"}
-    proc = cli("run", "-", "--quiet", input=pages.url("/article/1") + "\n", env=env)
+    proc = invoke_cli("run", "-", "--quiet", input=pages.url("/article/1") + "\n", env=env)
     assert proc.returncode == 3, proc.stderr.decode()
     lines = proc.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "unreachable" in lines[0] and "S3_ENDPOINT" in lines[0]
@@ -321,11 +321,11 @@ def test_cobalt_at_the_default_address_is_found(cobalt_session: CobaltServer) ->
 
 def test_explicit_cobalt_down_exits_3(pages: PageServer) -> None:
     env = {"ENABLE_MEDIA_DOWNLOAD": "true", "COBALT_API_URL": closed_url()}
-    proc = cli("run", "-", "--quiet", input=pages.url("/article/1") + "\n", env=env)
+    proc = invoke_cli("run", "-", "--quiet", input=pages.url("/article/1") + "\n", env=env)
     assert proc.returncode == 3, proc.stderr.decode()
     (line,) = proc.stderr.decode().strip().splitlines()
     assert "no Cobalt answers" in line and "COBALT_API_URL" in line
-    proc = cli("run", "-", "--quiet", "--keep-going", input=pages.url("/article/1") + "\n",
+    proc = invoke_cli("run", "-", "--quiet", "--keep-going", input=pages.url("/article/1") + "\n",
                env=env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert jsonl(proc.stdout)[0]["stages"]["media"]["reason"] == "not_media"
@@ -337,7 +337,7 @@ def test_explicit_cobalt_down_with_keep_going_fails_media_links(no_ytdlp: None) 
 
 
 def test_no_media_flag_turns_the_stage_off(pages: PageServer) -> None:
-    proc = cli("run", "-", "--quiet", "--no-media", input=pages.url("/article/1") + "\n",
+    proc = invoke_cli("run", "-", "--quiet", "--no-media", input=pages.url("/article/1") + "\n",
                env={"ENABLE_MEDIA_DOWNLOAD": "true", "COBALT_API_URL": closed_url()})
     assert proc.returncode == 0, proc.stderr.decode()
     assert "media" not in jsonl(proc.stdout)[0]["stages"]

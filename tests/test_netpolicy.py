@@ -28,7 +28,7 @@ from bookmark_enrich.services.netpolicy import (
     parse_ip,
     policy_transport,
 )
-from tests.helpers import cli, jsonl, run_library
+from tests.helpers import invoke_cli, jsonl, run_library
 from tests.servers.pages import PageServer
 
 # (written form, what it is); None: public.
@@ -259,7 +259,7 @@ def test_file_bookmarks_stay_inside_the_source_folder(tmp_path: Path, policy_env
     (site / "escape.html").symlink_to(secret)
     listing = site / "bookmarks.txt"
     listing.write_text(f"{page.as_uri()}\n{secret.as_uri()}\nfile:escape.html\n")
-    proc = cli("run", str(listing))
+    proc = invoke_cli("run", str(listing))
     records = {r["position"]: r for r in jsonl(proc.stdout)}
     assert records[1]["status"] == "ok"
     for position in (2, 3):  # outside the folder; a symlink escaping it
@@ -268,9 +268,9 @@ def test_file_bookmarks_stay_inside_the_source_folder(tmp_path: Path, policy_env
     # From stdin no folder is trusted, unless a root is given.
     other = site / "other.html"
     other.write_text(page.read_text().replace("Mine", "Other"))
-    piped = cli("run", "-", input=other.as_uri() + "\n")
+    piped = invoke_cli("run", "-", input=other.as_uri() + "\n")
     assert b"blocked_file" in piped.stdout
-    allowed = cli("run", "-", input=other.as_uri() + "\n",
+    allowed = invoke_cli("run", "-", input=other.as_uri() + "\n",
                   env={"BOOKMARK_ENRICH_ALLOW_FILE_ROOTS": str(site)})
     assert b'"status":"ok"' in allowed.stdout
 

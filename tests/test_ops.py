@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,8 +18,15 @@ from typer.testing import CliRunner
 
 from bookmark_enrich.cli import app
 from bookmark_enrich.settings import Settings, env_name
-from tests.helpers import CORE_ONLY, cli, jsonl
-from tests.servers.pages import PageServer
+from tests.helpers import (
+    CORE_ONLY,
+    cli,
+    invoke_cli,
+    jsonl,
+    release_until_committed,
+    stop_releasing,
+)
+from tests.servers.pages import Gate, PageServer
 
 runner = CliRunner()
 
@@ -177,36 +185,38 @@ def test_retry_bad_names_are_one_line_exit_2(mixed: Mixed, args: list[str],
 
 
 # ------------------------------------------------------------ lock and backup
-def slow_file(pages: PageServer, folder: Path, n: int, seconds: float) -> Path:
-    tag = uuid.uuid4().hex[:8]
-    file = folder / f"slow-{tag}.txt"
-    file.write_text("".join(pages.url(f"/slow?seconds={seconds}&n={tag}-{i}") + "\n"
-                            for i in range(n)))
+def url_file(folder: Path, urls: list[str]) -> Path:
+    file = folder / f"urls-{uuid.uuid4().hex[:8]}.txt"
+    file.write_text("".join(url + "\n" for url in urls))
     return file
 
 
-def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer,
+def _committed(cache_path: Path) -> int:
+    if not cache_path.exists():
+        return 0
+    with sqlite3.connect(cache_path) as probe:
+        try:
+            return int(probe.execute("SELECT count(*) FROM results").fetchone()[0])
+        except sqlite3.OperationalError:  # no tables yet
+            return 0
+
+
+def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer, gate: Gate,
                                                             isolated_env: Path,
                                                             cache_path: Path) -> None:
     env = {**os.environ, **CORE_ONLY, "BOOKMARK_ENRICH_CONCURRENCY": "4"}
-    # Long enough to outlast the checks below on a busy machine; stopped with SIGTERM.
+    # Its pages wait at the gate, so the run is still going whatever the checks below take;
+    # stopped with SIGTERM.
     first = subprocess.Popen(
         [sys.executable, "-m", "bookmark_enrich", "run",
-         str(slow_file(pages, isolated_env, 400, 0.25)), "-q", "-o", "out.jsonl"],
-        env=env, stderr=subprocess.PIPE)
+         str(url_file(isolated_env, [gate.url(i) for i in range(400)])), "-q",
+         "-o", "out.jsonl"], env=env, stderr=subprocess.PIPE)
     waiter: subprocess.Popen[bytes] | None = None
+    one_page = [pages.url(f"/article/{uuid.uuid4().hex[:8]}")]
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until the run has committed some rows
-            if cache_path.exists():
-                with sqlite3.connect(cache_path) as probe:
-                    try:
-                        if probe.execute("SELECT count(*) FROM results").fetchone()[0] > 3:
-                            break
-                    except sqlite3.OperationalError:
-                        pass
-            time.sleep(0.05)
-        second = cli("run", str(slow_file(pages, isolated_env, 1, 0)), "-q", env=env)
+        gate.wait_for(4)
+        release_until_committed(gate, lambda: _committed(cache_path), 4)
+        second = invoke_cli("run", str(url_file(isolated_env, one_page)), "-q", env=env)
         assert second.returncode == 75
         line = one_error_line(second.stderr.decode())
         assert "another run holds the cache lock (pid" in line and "--wait-lock" in line
@@ -216,15 +226,16 @@ def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer,
         assert first.poll() is None  # the copy was taken while the run was writing
         with sqlite3.connect(copy) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            assert db.execute("SELECT count(*) FROM results").fetchone()[0] > 3
+            assert db.execute("SELECT count(*) FROM results").fetchone()[0] >= 4
         waiter = subprocess.Popen(
             [sys.executable, "-m", "bookmark_enrich", "run",
-             str(slow_file(pages, isolated_env, 1, 0)), "-q", "--wait-lock"],
+             str(url_file(isolated_env, one_page)), "-q", "--wait-lock"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert waiter.stderr is not None
         assert b"waiting for the cache lock held by pid" in waiter.stderr.readline()
-        first.terminate()  # the first run stops cleanly and lets go of the lock
-        assert first.wait(30) == 130
+        # The first run stops cleanly (finishing its held pages) and lets go of the lock.
+        stop_releasing(first, gate, signal.SIGTERM)
+        assert first.returncode == 130
         assert waiter.wait(60) == 0
         assert len(jsonl(waiter.stdout.read() if waiter.stdout else b"")) == 1
     finally:

@@ -24,7 +24,7 @@ from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.stages import build_stages
 from tests.conftest import skip_or_fail
 from tests.fixtures_redis import RedisQueue
-from tests.helpers import CORE_ONLY, cli, jsonl, run_library
+from tests.helpers import CORE_ONLY, cli, invoke_cli, jsonl, run_library
 from tests.servers.pages import PageServer
 from tests.servers.redis import start_private
 
@@ -69,7 +69,7 @@ def live_workers(q: RedisQueue) -> list[dict[str, Any]]:
         return [json.loads(v) for v in client.mget(keys) if v] if keys else []
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
+def wait_for(predicate: Any, what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -229,7 +229,7 @@ def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
     source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
     for args in (["run", str(source), "--queue", "redis://127.0.0.1:9/0"],
                  ["worker", "--queue", "redis://127.0.0.1:9/0"]):
-        proc = cli(*args, env=QENV)
+        proc = invoke_cli(*args, env=QENV)
         err = proc.stderr.decode()
         assert proc.returncode == 3, err
         assert "cannot reach the queue at redis://127.0.0.1:9/0" in err
@@ -238,9 +238,10 @@ def test_unreachable_redis_is_one_line_and_exit_3(tmp_path: Path) -> None:
 
 def test_queue_url_must_be_redis_and_password_stays_hidden(tmp_path: Path) -> None:
     source = write_urls(tmp_path / "u.txt", ["http://127.0.0.1:9/a"])
-    proc = cli("run", str(source), "--queue", "http://user:secret@host/", env=QENV)
+    proc = invoke_cli("run", str(source), "--queue", "http://user:secret@host/", env=QENV)
     assert proc.returncode == 2
     assert "--queue must be a redis:// URL" in proc.stderr.decode()
+    # A real process: whatever it logs reaches the stream checked here.
     proc = cli("worker", "--queue", "redis://:hunter2@127.0.0.1:9/0", env=QENV)
     assert proc.returncode == 3
     assert "hunter2" not in proc.stderr.decode() and "***" in proc.stderr.decode()
@@ -352,19 +353,20 @@ def test_sigterm_worker_finishes_what_it_runs_and_hands_back_the_rest(
         redis_queue: RedisQueue, slow_pages: PageServer, tmp_path: Path) -> None:
     urls = [slow_pages.url(f"/article/t{i}") for i in range(16)]
     source = write_urls(tmp_path / "urls.txt", urls)
-    first = start_worker(redis_queue, "-c", "4")  # the default idle timeout: 30 s
+    # An idle timeout far past the limits below: only a hand-back can finish the run in time.
+    first = start_worker(redis_queue, "-c", "4", "--idle-timeout", "600")
     wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
     proc = start_coordinator(redis_queue, source, tmp_path / "c.sqlite", "--batch-size", "2")
     try:
         wait_for(lambda: sum(slow_pages.hits.values()) >= 2, "the worker to start fetching")
         first.send_signal(signal.SIGTERM)
-        _, first_err = first.communicate(timeout=10)
+        _, first_err = first.communicate(timeout=60)
         assert first.returncode == 0, first_err.decode()
-        second = start_worker(redis_queue, "-c", "8")
+        second = start_worker(redis_queue, "-c", "8", "--idle-timeout", "600")
         started = time.monotonic()
-        out, err = proc.communicate(timeout=60)
-        # Handed back at once: nobody waited for the 30 s idle timeout.
-        assert time.monotonic() - started < 25
+        out, err = proc.communicate(timeout=120)
+        # Handed back at once: nobody waited for the 600 s idle timeout.
+        assert time.monotonic() - started < 300
     finally:
         stop(first, proc)
     stop(second)
@@ -515,8 +517,8 @@ def test_redis_lost_mid_run_is_one_line_and_exit_3(
         wait_for(lambda: sum(slow_pages.hits.values()) >= 2, "the worker to start fetching")
         redis_proc.kill()
         redis_proc.wait()
-        _, err = proc.communicate(timeout=30)
-        _, worker_err = worker.communicate(timeout=30)
+        _, err = proc.communicate(timeout=90)
+        _, worker_err = worker.communicate(timeout=90)
     finally:
         stop(worker)
         if redis_proc.poll() is None:

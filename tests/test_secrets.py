@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import cli
+from tests.helpers import cli, invoke_cli
 from tests.servers.pages import PageServer
 
 SECRETS = {
@@ -19,9 +19,10 @@ def test_no_secret_in_stdout_stderr_cache_or_config(pages: PageServer, tmp_path:
                                                     cache_path: Path) -> None:
     env = {**SECRETS, "BOOKMARK_ENRICH_SUMMARIZER": "builtin",
            "BOOKMARK_ENRICH_LLM_PROBE_URLS": "[]", "ENABLE_AI_SUMMARIZATION": "true"}
+    # The run in a real process: whatever it logs reaches the streams checked here.
     run = cli("run", "-", "--keep-going", input=pages.url("/article/secret") + "\n", env=env)
-    shown = cli("config", "show", env=env)
-    dumped = cli("config", "show", "--json", env=env)
+    shown = invoke_cli("config", "show", env=env)
+    dumped = invoke_cli("config", "show", "--json", env=env)
     cache_bytes = b"".join(p.read_bytes() for p in cache_path.parent.glob("cache.sqlite*"))
     assert run.stdout, run.stderr
     assert shown.returncode == 0 and dumped.returncode == 0

@@ -24,8 +24,8 @@ from bookmark_enrich.runner import SourceWriter, open_writer
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.sources import RawRecord, open_source
 from bookmark_enrich.writeback import FileWriter, WritebackConflict, WritebackOptions
-from tests.helpers import CORE_ONLY, jsonl
-from tests.servers.pages import PageServer
+from tests.helpers import CORE_ONLY, jsonl, wait_until_taken
+from tests.servers.pages import Gate, PageServer
 from tests.servers.postgres import PostgresSchema
 
 runner = CliRunner()
@@ -406,16 +406,21 @@ def test_file_dry_run_lists_fields(tmp_path: Path, pages: PageServer) -> None:
     assert not path.with_name(path.name + ".bak").exists()
 
 
-def test_run_reports_a_file_changed_during_the_run(tmp_path: Path, pages: PageServer) -> None:
+def test_run_reports_a_file_changed_during_the_run(tmp_path: Path, pages: PageServer,
+                                                   gate: Gate) -> None:
     import threading
 
-    path = _file(tmp_path, "jsonl", [pages.url("/slow?seconds=1.5&n=1"),
-                                     pages.url("/article/chg2"), pages.url("/article/chg3")])
+    chg2, chg3 = "/article/chg2", "/article/chg3"
+    path = _file(tmp_path, "jsonl", [gate.url("chg1"), pages.url(chg2), pages.url(chg3)])
 
     def edit() -> None:
-        time.sleep(0.4)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write('{"url": "https://example.org/added-meanwhile"}\n')
+        try:  # the run has read every line, and holds the first page open
+            gate.wait_for(1)
+            pages.wait_for_hits(chg2, chg3)
+            with open(path, "a", encoding="utf-8") as f:
+                f.write('{"url": "https://example.org/added-meanwhile"}\n')
+        finally:
+            gate.open()
 
     editor = threading.Thread(target=edit)
     editor.start()
@@ -432,9 +437,9 @@ def test_run_reports_a_file_changed_during_the_run(tmp_path: Path, pages: PageSe
     assert "wrote back 3 of 3 records" in result.stderr
 
 
-def test_interrupted_db_run_keeps_what_it_finished(tmp_path: Path, pages: PageServer) -> None:
-    urls = [pages.url(f"/article/int{i}") for i in range(3)] + \
-        [pages.url(f"/slow?seconds=8&n={i}") for i in range(2)]
+def test_interrupted_db_run_keeps_what_it_finished(tmp_path: Path, pages: PageServer,
+                                                   gate: Gate) -> None:
+    urls = [pages.url(f"/article/int{i}") for i in range(3)] + [gate.url(i) for i in range(2)]
     url = sqlite_table(tmp_path / "i.db", urls)
     proc = subprocess.Popen([sys.executable, "-m", "bookmark_enrich", "run", url, "--table",
                              "bookmarks", "--writeback", "-q"],
@@ -443,10 +448,12 @@ def test_interrupted_db_run_keeps_what_it_finished(tmp_path: Path, pages: PageSe
     assert proc.stdout is not None
     for _ in range(3):  # the three fast ones are done
         assert proc.stdout.readline()
+    gate.wait_for(2)  # the other two are held and never answer
+    # Ctrl-C finishes what is in flight (held here); the next Ctrl-C abandons it.
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)  # twice: abandon the slow ones
-    _, err = proc.communicate(timeout=30)
+    wait_until_taken(proc.pid, signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     done = rows(tmp_path / "i.db", "SELECT id FROM bookmarks WHERE metadata IS NOT NULL")
     assert sorted(r[0] for r in done) == [1, 2, 3]

@@ -6,6 +6,7 @@ Plain module (no pytest) so benchmarks can start it too. Paths:
 - ``/status/<code>``        that status (``/status/429?retry_after=1``)
 - ``/flaky/<name>``         500 the first time, then an article (per name)
 - ``/slow?seconds=S``       waits S seconds, then an article
+- ``/gate/<name>/<n>``      waits until the test lets it through (:meth:`PageServer.gate`)
 - ``/redirect/<n>``         a chain of n redirects ending at an article
 - ``/loop``                 a redirect loop
 - ``/big?mb=50``            an HTML body of that size (streamed)
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ARTICLES", "CORPUS_DIR", "PageServer", "article_html"]
+__all__ = ["ARTICLES", "CORPUS_DIR", "Gate", "PageServer", "article_html"]
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / \
     "article-extraction-benchmark"
@@ -70,6 +71,60 @@ def article_html(n: int | str = 1, lang: str = "en", extra: str = "") -> str:
     )
 
 
+class Gate:
+    """Requests to ``/gate/<name>/...`` wait here until the test lets them through.
+
+    A test synchronises on requests arriving (:meth:`wait_for`) instead of guessing
+    how long a run takes, and decides when a page answers (:meth:`let_through`,
+    :meth:`open`) instead of sleeping in the server.
+    """
+
+    def __init__(self, base: str, name: str) -> None:
+        self.base = base
+        self.name = name
+        self.arrived = 0
+        self.waiting = 0
+        self._passes = 0
+        self._open = False
+        self._cond = threading.Condition()
+
+    def url(self, n: int | str) -> str:
+        return f"{self.base}/gate/{self.name}/{n}"
+
+    def wait_for(self, waiting: int = 0, *, arrived: int = 0, timeout: float = 60) -> None:
+        """Return once ``waiting`` requests are held at the gate and ``arrived`` came in all."""
+        with self._cond:
+            if not self._cond.wait_for(
+                    lambda: self.waiting >= waiting and self.arrived >= arrived, timeout):
+                raise AssertionError(f"gate {self.name}: waited for {waiting} held and "
+                                     f"{arrived} arrived; {self.waiting} and {self.arrived} did")
+
+    def let_through(self) -> int:
+        """Let the requests held now pass (later ones still wait); returns how many."""
+        with self._cond:
+            held = self.waiting - self._passes
+            self._passes = self.waiting
+            self._cond.notify_all()
+            return held
+
+    def open(self) -> None:
+        """Let every request pass, now and later."""
+        with self._cond:
+            self._open = True
+            self._cond.notify_all()
+
+    def _hold(self) -> None:  # the server's side
+        with self._cond:
+            self.arrived += 1
+            self.waiting += 1
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._open or self._passes > 0, timeout=600)
+            if self._passes > 0:
+                self._passes -= 1
+            self.waiting -= 1
+            self._cond.notify_all()
+
+
 class PageServer:
     """Start with :meth:`start`; ``url(path)`` builds addresses; ``hits`` counts requests."""
 
@@ -79,7 +134,9 @@ class PageServer:
         self.pages: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self._flaky: Counter[str] = Counter()
         self._corpus: dict[str, bytes] = {}
+        self._gates: dict[str, Gate] = {}
         self._lock = threading.Lock()
+        self._hit = threading.Condition(self._lock)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -119,6 +176,17 @@ class PageServer:
         self.pages[name] = (status, {"Content-Type": content_type, **(headers or {})}, data)
         return self.url(f"/raw/{name}")
 
+    def wait_for_hits(self, *paths: str, timeout: float = 60) -> None:
+        """Return once every one of ``paths`` has been requested at least once."""
+        with self._lock:
+            if not self._hit.wait_for(lambda: all(self.hits[p] for p in paths), timeout):
+                raise AssertionError(f"never requested: {[p for p in paths if not self.hits[p]]}")
+
+    def gate(self, name: str) -> Gate:
+        """The gate ``/gate/<name>/...`` requests wait at (made on first use)."""
+        with self._lock:
+            return self._gates.setdefault(name, Gate(self.base, name))
+
     def _corpus_page(self, name: str) -> bytes | None:
         if name not in self._corpus:
             file = CORPUS_DIR / "html" / f"{name}.html.gz"
@@ -134,6 +202,7 @@ class PageServer:
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         with self._lock:
             self.hits[path] += 1
+            self._hit.notify_all()
         if self.latency:
             time.sleep(self.latency)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -171,6 +240,9 @@ class PageServer:
         elif head == "slow":
             time.sleep(float(q.get("seconds", "5")))
             self._send(req, 200, article_html("slow").encode())
+        elif head == "gate":
+            self.gate(seg[1])._hold()
+            self._send(req, 200, article_html(seg[-1]).encode())
         elif head == "redirect":
             n = int(seg[1])
             target = f"/redirect/{n - 1}" if n > 1 else "/article/redirected"
