@@ -18,9 +18,17 @@ from .models import Bookmark, InputIssue, RawRecord
 from .pipeline import Executor, Pipeline, Sink, build_record, preflight
 from .settings import Settings
 from .sources import Source, iter_bookmarks, to_bookmark
+from .sources.base import URL_FIELD_NAMES
 from .stages import Stage, build_stages
 from .tags import TagVocabulary
-from .writeback import Report, Results, WritebackOptions, Writer, writer_for
+from .writeback import (
+    Report,
+    Results,
+    WritebackOptions,
+    Writer,
+    refuse_url_field,
+    writer_for,
+)
 
 __all__ = ["SourceWriter", "cached_records", "enrich", "enrich_queued", "open_writer",
            "preflight", "tag_vocabulary"]
@@ -211,8 +219,15 @@ def open_writer(source: Source, options: WritebackOptions,
     """The writer for ``source``, checked (columns, permissions, locks) before any work.
 
     Returns None for stdin (after saying so). Raises a one-line error when the
-    source cannot be written back.
+    source cannot be written back, or when ``--archive-field`` names its URL field.
     """
+    if options.archive_field is not None:
+        # A file's URL field is found per record when not named: every usual name is its.
+        refuse_url_field(options.archive_field, [source.url_field] if source.url_field
+                         else URL_FIELD_NAMES)
+        if options.archive_field.strip().lower().startswith("enrich"):
+            raise UsageError(f"--archive-field {options.archive_field}: the tool's own "
+                             "fields start so; name another field (e.g. archive_url)")
     target = source.writeback_target()
     if target is None:
         if getattr(source, "is_stdin", False):
