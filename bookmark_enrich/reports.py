@@ -237,13 +237,15 @@ DEAD_COLUMNS = ("url", "reason", "rescued", "snapshot_url", "snapshot_timestamp"
                 "first_seen_dead", "last_seen_dead", "message")
 
 
-def dead_bookmarks(cache: ResultCache) -> Iterator[dict[str, Any]]:
+def dead_bookmarks(cache: ResultCache, seen_between: tuple[float, float] | None = None
+                   ) -> Iterator[dict[str, Any]]:
     """Bookmarks whose page is dead (see :func:`reasons.is_dead`), with their snapshot.
 
     A bookmark is dead when its latest fetch failed with a dead-link reason.
     ``first_seen_dead`` and ``last_seen_dead`` are the first and the last fetch that
     found it dead since it was last seen alive (the cache's ``dead_links`` table); a
-    cache from before that table reports the latest fetch as both.
+    cache from before that table reports the latest fetch as both. ``seen_between``
+    keeps the bookmarks a run listed (its time window), as the report scopes a run.
     """
     history = bool(next(cache.iter_rows(
         "SELECT count(*) AS n FROM sqlite_master WHERE name = 'dead_links'"))["n"])
@@ -254,8 +256,10 @@ def dead_bookmarks(cache: ResultCache) -> Iterator[dict[str, Any]]:
            "JOIN bookmarks b ON b.key = f.key "
            "LEFT JOIN results a ON a.key = f.key AND a.stage = 'archive' "
            + ("LEFT JOIN dead_links d ON d.key = f.key " if history else "")
-           + "WHERE f.stage = 'fetch' AND f.status = 'failed' ORDER BY b.url")
-    for row in cache.iter_rows(sql):
+           + "WHERE f.stage = 'fetch' AND f.status = 'failed'"
+           + (" AND b.last_seen >= ? AND b.last_seen <= ?" if seen_between else "")
+           + " ORDER BY b.url")
+    for row in cache.iter_rows(sql, seen_between or ()):
         if not is_dead(row["reason"], row["error"]):
             continue
         snapshot: dict[str, Any] = {}

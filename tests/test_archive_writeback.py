@@ -258,3 +258,24 @@ def test_a_table_url_column_is_never_the_archive_column(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "id column" in result.stderr
     result = invoke("retry", "--writeback", "--archive-field", " ")
     assert result.exit_code == 2 and "needs a field name" in result.stderr
+
+
+# ---------------------------------------------------------------- report
+def test_the_report_shows_dead_links_and_whether_each_was_rescued(
+        pages: PageServer, archive: ArchiveServer, tmp_path: Path) -> None:
+    urls = mix(pages, archive, "report")
+    source = tmp_path / "urls.txt"
+    source.write_text("\n".join(urls.values()) + "\n")
+    assert invoke("run", str(source), "-q", "--retries", "0").exit_code == 1
+    target = tmp_path / "report.html"
+    assert invoke("report", "-o", str(target)).exit_code == 0
+    section = target.read_text().split('<section id="dead">')[1].split("</section>")[0]
+    assert "<b>2</b><span>dead</span>" in section
+    assert "<b>1</b><span>rescued from an archive</span>" in section
+    rows = {url: row for row in section.split("<tr>")[2:]
+            for url in urls.values() if url in row}
+    assert set(rows) == {urls["rescued"], urls["lost"]}
+    snapshot = snapshot_of(archive, urls["rescued"])
+    assert f'<a href="{snapshot}" rel="noopener noreferrer nofollow">' in rows[urls["rescued"]]
+    assert "gone" in rows[urls["rescued"]] and "dns_error" in rows[urls["lost"]]
+    assert '<span class="dead">no</span>' in rows[urls["lost"]]
