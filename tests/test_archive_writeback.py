@@ -240,7 +240,7 @@ def test_the_url_field_is_never_the_archive_field(tmp_path: Path, command: str) 
     path = tmp_path / "b.jsonl"
     path.write_text('{"url": "http://127.0.0.1:9/x"}\n')
     args = [command, str(path), "--archive-field", "URL"]
-    result = invoke(*(args + ["--writeback"] if command == "run" else args))
+    result = invoke(*([*args, "--writeback"] if command == "run" else args))
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         "error: --archive-field URL: that is the bookmarks' URL field; name another field "
@@ -256,6 +256,9 @@ def test_a_table_url_column_is_never_the_archive_column(tmp_path: Path) -> None:
     result = invoke("run", db, "--url-column", "address", "--writeback",
                     "--archive-field", "id")
     assert result.exit_code == 2 and "id column" in result.stderr
+    result = invoke("run", db, "--url-column", "address", "--writeback",
+                    "--archive-field", 'x" onclick="y')
+    assert result.exit_code == 2 and "use letters, digits" in result.stderr
     result = invoke("retry", "--writeback", "--archive-field", " ")
     assert result.exit_code == 2 and "needs a field name" in result.stderr
 
