@@ -272,7 +272,8 @@ def test_the_report_shows_dead_links_and_whether_each_was_rescued(
     assert invoke("run", str(source), "-q", "--retries", "0").exit_code == 1
     target = tmp_path / "report.html"
     assert invoke("report", "-o", str(target)).exit_code == 0
-    section = target.read_text().split('<section id="dead">')[1].split("</section>")[0]
+    html = target.read_text()
+    section = html.split('<section id="dead">')[1].split("</section>")[0]
     assert "<b>2</b><span>dead</span>" in section
     assert "<b>1</b><span>rescued from an archive</span>" in section
     rows = {url: row for row in section.split("<tr>")[2:]
@@ -282,3 +283,7 @@ def test_the_report_shows_dead_links_and_whether_each_was_rescued(
     assert f'<a href="{snapshot}" rel="noopener noreferrer nofollow">' in rows[urls["rescued"]]
     assert "gone" in rows[urls["rescued"]] and "dns_error" in rows[urls["lost"]]
     assert '<span class="dead">no</span>' in rows[urls["lost"]]
+    # A host whose name no longer resolves is a dead host in the failures' host table.
+    failures = html.split('<section id="failures">')[1].split("</section>")[0]
+    host = next(r for r in failures.split("<tr>") if "no-such-host.example.test" in r)
+    assert '<span class="dead">dead</span>' in host

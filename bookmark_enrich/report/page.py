@@ -162,7 +162,7 @@ def _failures(out: TextIO, cache: ResultCache, scope: Scope, cache_path: str,
                   f"<td class=num>{h['bookmarks']:,}</td><td>{esc(reasons_text)}</td>"
                   f"<td>{state}</td></tr>")
     out.write('</tbody></table></div><p class="muted">Dead: no page of the host could be '
-              "fetched, and it refused connections or timed out.</p>")
+              "fetched, and its name did not resolve, it refused connections or timed out.</p>")
     _failure_table(out, cache, scope, limit)
     out.write("</section>")
 
