@@ -165,6 +165,11 @@ def test_csv_writeback_fills_the_archive_column_only(pages: PageServer, archive:
     path.write_text("url,title,archived\n" + "".join(f"{u},mine {k},\n"
                                                       for k, u in urls.items()))
     assert invoke("run", str(path), "-q", "--retries", "0").exit_code == 1
+    before = path.read_text()
+    dry = invoke("writeback", str(path), "--dry-run", "--archive-field", "archived")
+    assert dry.exit_code == 0 and path.read_text() == before
+    (line,) = [line for line in dry.stdout.splitlines() if line.endswith(", archived")]
+    assert line.startswith("line 3: add enrich_status")  # the rescued one's row
     # The writeback command applies the cache; the column exists and is reused.
     result = invoke("writeback", str(path), "--archive-field", "archived")
     assert result.exit_code == 0, result.stderr
