@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import CacheError
 from .models import Bookmark, StageOutcome
+from .reasons import is_dead
 from .records import dumps
 from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
 
@@ -52,8 +53,12 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         "cached": int, "issues": int, "wall_seconds": float,
         "host": str, "pid": int,
     }, "id"),
+    "dead_links": ({
+        "key": str, "reason": str, "first_dead": float, "last_dead": float,
+    }, "key"),
 }
-"""The cache's tables: columns and primary key; created when missing."""
+"""The cache's tables: columns and primary key; created when missing (a table added
+later appears in an old cache the first time it is opened for writing)."""
 
 
 @contextlib.contextmanager
@@ -106,6 +111,8 @@ class ResultCache:
         self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._pending_outcomes: dict[str, dict[str, StageOutcome]] = {}
         self._pending_records: dict[str, tuple[Any, ...]] = {}
+        self._pending_dead: dict[str, tuple[Any, ...] | None] = {}
+        """key → (key, reason, seen_at, seen_at) when a fresh fetch found it dead; None: alive."""
         self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ schema
@@ -126,6 +133,8 @@ class ResultCache:
                     for name in missing:
                         columns, pk = _TABLES[name]
                         db.table(name).create(columns, pk=pk, if_not_exists=True)
+                    if "dead_links" in missing and "results" in have:
+                        self._backfill_dead()
                 self.conn.execute(
                     "CREATE INDEX IF NOT EXISTS results_status ON results(stage, status, reason)"
                 )
@@ -134,6 +143,17 @@ class ResultCache:
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise CacheError(f"{self.path}: not a usable cache ({exc})") from None
+
+    def _backfill_dead(self) -> None:
+        """An old cache's dead links, from its fetch results: the fetch that found each
+        dead is both the first and the last time it was seen dead."""
+        rows = self.conn.execute(
+            "SELECT key, reason, error, finished_at FROM results "
+            "WHERE stage = 'fetch' AND status = 'failed'").fetchall()
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO dead_links (key, reason, first_dead, last_dead) "
+            "VALUES (?, ?, ?, ?)",
+            [(key, reason, at, at) for key, reason, error, at in rows if is_dead(reason, error)])
 
     def _rekey(self) -> None:
         """Move every result to its URL's key under today's normalization (once, on open).
@@ -241,6 +261,13 @@ class ResultCache:
             merged = dict(self._pending_outcomes.get(bookmark.key, {}))
             merged.update(outcomes)
             self._pending_outcomes[bookmark.key] = merged
+        fetched = fresh.get("fetch")
+        if fetched is not None:
+            seen = fetched.finished_at or now
+            self._pending_dead[bookmark.key] = (
+                (bookmark.key, fetched.reason, seen, seen)
+                if fetched.status == "failed" and is_dead(fetched.reason, fetched.message)
+                else None)
         for stage, o in fresh.items():
             self._pending[(bookmark.key, stage)] = (
                 bookmark.key, stage, o.status, o.reason, o.message, o.attempts,
@@ -280,9 +307,25 @@ class ResultCache:
                     "last_seen=excluded.last_seen",
                     records,
                 )
+            if self._pending_dead:
+                self._write_dead()
         self._pending.clear()
+        self._pending_dead.clear()
         self._pending_outcomes.clear()
         self._pending_records.clear()
+
+    def _write_dead(self) -> None:
+        """First and last seen dead: a dead fetch keeps the first time and moves the last;
+        a fetch that is not dead ends the streak (the next death starts a new one)."""
+        dead = [row for row in self._pending_dead.values() if row is not None]
+        alive = [(key,) for key, row in self._pending_dead.items() if row is None]
+        if dead:
+            self.conn.executemany(
+                "INSERT INTO dead_links (key, reason, first_dead, last_dead) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "reason=excluded.reason, last_dead=max(last_dead, excluded.last_dead)", dead)
+        if alive:
+            self.conn.executemany("DELETE FROM dead_links WHERE key = ?", alive)
 
     # ---------------------------------------------------------------- queries
     def iter_rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:

@@ -113,6 +113,7 @@ def prune_older(cache: ResultCache, seconds: float) -> dict[str, int]:
             "(SELECT key FROM results)", (cutoff,)).rowcount
         runs = cache.conn.execute("DELETE FROM runs WHERE started_at < ? AND status != "
                                   "'running'", (cutoff,)).rowcount
+        cache.conn.execute("DELETE FROM dead_links WHERE key NOT IN (SELECT key FROM bookmarks)")
     return {"results": results, "bookmarks": bookmarks, "runs": runs}
 
 

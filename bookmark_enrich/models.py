@@ -232,8 +232,13 @@ class OutputRecord(_Out):
     normalized_url: str
     status: RecordStatus = Field(
         description="`ok`: every enabled stage ok or skipped; `partial`: some failed; "
-        "`failed`: nothing succeeded."
+        "`failed`: nothing succeeded. A dead page's record also says `dead`."
     )
+    dead: bool = Field(
+        False, description="True when the page is dead: the fetch failed with a dead-link "
+        "reason (`not_found`, `gone`, `dns_error`...). The enrichment rescued from a web "
+        "archive stays, in `enrichment` with `enrichment.archived` set; `status` keeps "
+        "`partial` (rescued) or `failed` (not), so counts and exit codes do not change.")
     position: int = Field(description="Line number or record index in the source.")
     cached: bool = Field(description="True when every stage result came from the cache.")
     record: dict[str, Any] = Field(description="The original record, unchanged.")

@@ -29,7 +29,7 @@ from .events import (
     Subscriber,
 )
 from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
-from .reasons import RECHECKED_EVERY_RUN
+from .reasons import RECHECKED_EVERY_RUN, is_dead
 from .settings import Settings
 from .stages.base import Stage, StageContext, TagHintProvider
 
@@ -51,6 +51,12 @@ def record_status(outcomes: dict[str, StageOutcome]) -> str:
     if "failed" not in statuses:
         return "ok"
     return "partial" if "ok" in statuses else "failed"
+
+
+def _page_is_dead(outcomes: dict[str, StageOutcome]) -> bool:
+    fetched = outcomes.get("fetch")
+    return fetched is not None and fetched.status == "failed" and \
+        is_dead(fetched.reason, fetched.message)
 
 
 def build_record(
@@ -85,6 +91,7 @@ def build_record(
         "url": bookmark.url,
         "normalized_url": bookmark.normalized,
         "status": record_status(outcomes),
+        "dead": _page_is_dead(outcomes),
         "position": bookmark.position,
         "cached": all_cached and bool(reports),
         "record": bookmark.record,

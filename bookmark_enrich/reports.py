@@ -237,31 +237,40 @@ DEAD_COLUMNS = ("url", "reason", "rescued", "snapshot_url", "snapshot_timestamp"
                 "first_seen_dead", "last_seen_dead", "message")
 
 
-def dead_bookmarks(cache: ResultCache) -> Iterator[dict[str, Any]]:
+def dead_bookmarks(cache: ResultCache, seen_between: tuple[float, float] | None = None
+                   ) -> Iterator[dict[str, Any]]:
     """Bookmarks whose page is dead (see :func:`reasons.is_dead`), with their snapshot.
 
-    ``first_seen_dead`` is the earlier of the fetch and archive results (the archive's
-    answer is kept across runs); ``last_seen_dead`` is the last run that listed the
-    bookmark while its page was dead.
+    A bookmark is dead when its latest fetch failed with a dead-link reason.
+    ``first_seen_dead`` and ``last_seen_dead`` are the first and the last fetch that
+    found it dead since it was last seen alive (the cache's ``dead_links`` table); a
+    cache from before that table reports the latest fetch as both. ``seen_between``
+    keeps the bookmarks a run listed (its time window), as the report scopes a run.
     """
-    sql = ("SELECT b.url, f.reason, f.error, f.finished_at AS fetched_at, b.last_seen, "
-           "a.status AS archive_status, a.reason AS archive_reason, a.output AS archive_output, "
-           "a.finished_at AS archived_at FROM results f "
+    history = bool(next(cache.iter_rows(
+        "SELECT count(*) AS n FROM sqlite_master WHERE name = 'dead_links'"))["n"])
+    seen = ("d.first_dead, d.last_dead" if history
+            else "f.finished_at AS first_dead, f.finished_at AS last_dead")
+    sql = (f"SELECT b.url, f.reason, f.error, f.finished_at AS fetched_at, {seen}, "
+           "a.status AS archive_status, a.output AS archive_output FROM results f "
            "JOIN bookmarks b ON b.key = f.key "
            "LEFT JOIN results a ON a.key = f.key AND a.stage = 'archive' "
-           "WHERE f.stage = 'fetch' AND f.status = 'failed' ORDER BY b.url")
-    for row in cache.iter_rows(sql):
+           + ("LEFT JOIN dead_links d ON d.key = f.key " if history else "")
+           + "WHERE f.stage = 'fetch' AND f.status = 'failed'"
+           + (" AND b.last_seen >= ? AND b.last_seen <= ?" if seen_between else "")
+           + " ORDER BY b.url")
+    for row in cache.iter_rows(sql, seen_between or ()):
         if not is_dead(row["reason"], row["error"]):
             continue
         snapshot: dict[str, Any] = {}
         if row["archive_status"] == "ok" and row["archive_output"]:
             snapshot = json.loads(row["archive_output"]).get("archived") or {}
-        seen = [t for t in (row["fetched_at"], row["archived_at"]) if t is not None]
+        fetched = row["fetched_at"]
         yield {
             "url": row["url"], "reason": row["reason"], "rescued": bool(snapshot),
             "snapshot_url": snapshot.get("snapshot_url"),
             "snapshot_timestamp": snapshot.get("timestamp"),
-            "first_seen_dead": _iso(min(seen)) if seen else None,
-            "last_seen_dead": _iso(max([*seen, row["last_seen"] or 0])),
+            "first_seen_dead": _iso(row["first_dead"] or fetched),
+            "last_seen_dead": _iso(row["last_dead"] or fetched),
             "message": row["error"],
         }

@@ -7,6 +7,7 @@ writer with a replay of the cache, for ``run --writeback`` and ``writeback``.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,23 @@ from .models import Bookmark, InputIssue, RawRecord
 from .pipeline import Executor, Pipeline, Sink, build_record, preflight
 from .settings import Settings
 from .sources import Source, iter_bookmarks, to_bookmark
+from .sources.base import URL_FIELD_NAMES
 from .stages import Stage, build_stages
 from .tags import TagVocabulary
-from .writeback import Report, Results, WritebackOptions, Writer, writer_for
+from .writeback import (
+    Report,
+    Results,
+    WritebackOptions,
+    Writer,
+    refuse_url_field,
+    writer_for,
+)
 
 __all__ = ["SourceWriter", "cached_records", "enrich", "enrich_queued", "open_writer",
            "preflight", "tag_vocabulary"]
 
 _REPLAY_CHUNK = 500
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 STDIN_NOTE = "note: stdin has no source to write back to; the results go to stdout"
 
 
@@ -206,13 +216,27 @@ async def _close_stages(stages: list[Stage]) -> None:
         await stage.aclose()
 
 
+def _check_archive_field(name: str, source: Source) -> None:
+    # A plain name: it becomes a JSON key, a CSV header, an HTML attribute or a column.
+    if not _FIELD_NAME.fullmatch(name):
+        raise UsageError(f"--archive-field {name!r}: use letters, digits, _ . - "
+                         "(starting with a letter or _)")
+    # A file's URL field is found per record when not named: every usual name is its.
+    refuse_url_field(name, [source.url_field] if source.url_field else URL_FIELD_NAMES)
+    if name.lower().startswith("enrich"):
+        raise UsageError(f"--archive-field {name}: the tool's own fields start so; "
+                         "name another field (e.g. archive_url)")
+
+
 def open_writer(source: Source, options: WritebackOptions,
                 report: Report) -> SourceWriter | None:
     """The writer for ``source``, checked (columns, permissions, locks) before any work.
 
     Returns None for stdin (after saying so). Raises a one-line error when the
-    source cannot be written back.
+    source cannot be written back, or when ``--archive-field`` names its URL field.
     """
+    if options.archive_field is not None:
+        _check_archive_field(options.archive_field, source)
     target = source.writeback_target()
     if target is None:
         if getattr(source, "is_stdin", False):

@@ -40,8 +40,10 @@ def _html(run: ReportRun, tmp_path: Path, **kw: object) -> str:
 
 def test_report_shows_every_section_of_a_run(one_run: ReportRun, tmp_path: Path) -> None:
     html = _html(one_run, tmp_path)
-    for section in ("overview", "stages", "failures", "time", "collection", "llm"):
+    for section in ("overview", "stages", "failures", "dead", "time", "collection", "llm"):
         assert f'<section id="{section}">' in html
+    dead = html.split('<section id="dead">')[1].split("</section>")[0]
+    assert "not_found" in dead and "<span>not rescued</span>" in dead
     assert "bookmark-enrich report: run 1" in html
     assert "bookmark-enrich retry --stage fetch --reason not_found --cache" in html
     assert "test-model-7b" in html  # the summarizer and model

@@ -74,11 +74,15 @@ class SourceSpec:
 
 
 def writeback_options(*, dry_run: bool = False, no_backup: bool, columns: str | None,
-                      column_prefix: str, create_columns: bool) -> WritebackOptions:
+                      column_prefix: str, create_columns: bool,
+                      archive_field: str | None = None) -> WritebackOptions:
     """The writeback flags as the library's options."""
     from ..writeback import WritebackOptions
 
+    if archive_field is not None and not archive_field.strip():
+        raise UsageError("--archive-field needs a field name (e.g. archive_url)")
     return WritebackOptions(
         dry_run=dry_run, backup=not no_backup, column_prefix=column_prefix,
         columns=[c for c in columns.split(",") if c.strip()] if columns else None,
-        create_columns=create_columns)
+        create_columns=create_columns,
+        archive_field=archive_field.strip() if archive_field is not None else None)

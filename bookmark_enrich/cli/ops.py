@@ -23,6 +23,7 @@ from .options import (
     AllowFileRootOpt,
     AllowHostOpt,
     AllowPrivateOpt,
+    ArchiveFieldOpt,
     CacheOpt,
     CheckedFormatOpt,
     ColumnPrefixOpt,
@@ -236,6 +237,7 @@ def retry(
     columns: ColumnsOpt = None,
     column_prefix: ColumnPrefixOpt = "",
     create_columns: CreateColumnsOpt = False,
+    archive_field: ArchiveFieldOpt = None,
     allow_private_network: AllowPrivateOpt = False,
     allow_hosts: AllowHostOpt = None,
     allow_file_roots: AllowFileRootOpt = None,
@@ -250,7 +252,8 @@ def retry(
            keep_going=keep_going, wait_lock=wait_lock,
            writeback=writeback_options(no_backup=no_backup, columns=columns,
                                        column_prefix=column_prefix,
-                                       create_columns=create_columns) if writeback else None)
+                                       create_columns=create_columns,
+                                       archive_field=archive_field) if writeback else None)
 
 
 def _retry(settings: Settings, filters: tuple[str | None, str | None, str | None], *,

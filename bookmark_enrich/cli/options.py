@@ -278,6 +278,10 @@ ColumnPrefixOpt = Annotated[str, typer.Option(
     help="Prefix for the writeback column names.")]
 CreateColumnsOpt = Annotated[bool, typer.Option(
     "--create-columns", rich_help_panel=WRITEBACK, help="Add missing columns to the table.")]
+ArchiveFieldOpt = Annotated[str | None, typer.Option(
+    "--archive-field", metavar="<name>", rich_help_panel=WRITEBACK, show_default=False,
+    help="Also write a dead page's archive snapshot URL into this field or column "
+    "(never the URL's own).")]
 
 # ------------------------------------------------------------------ queue
 QueueOpt = Annotated[str | None, typer.Option(

@@ -24,6 +24,7 @@ from .options import (
     AllowFileRootOpt,
     AllowHostOpt,
     AllowPrivateOpt,
+    ArchiveFieldOpt,
     ArchiveOpt,
     ArchiveUrlOpt,
     AudioOnlyOpt,
@@ -169,6 +170,7 @@ def run(
     columns: ColumnsOpt = None,
     column_prefix: ColumnPrefixOpt = "",
     create_columns: CreateColumnsOpt = False,
+    archive_field: ArchiveFieldOpt = None,
     table: TableOpt = None,
     id_column: IdColumnOpt = None,
     url_column: UrlColumnOpt = None,
@@ -188,7 +190,8 @@ def run(
          keep_going=keep_going, reports=(report_file, metrics_file),
          writeback=writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
                                      column_prefix=column_prefix,
-                                     create_columns=create_columns)
+                                     create_columns=create_columns,
+                                     archive_field=archive_field)
          if writeback or dry_run else None,
          queue=None if queue is None else {
              "url": queue, "name": queue_name, "batch_size": batch_size,
@@ -292,6 +295,7 @@ def writeback_cmd(
     columns: ColumnsOpt = None,
     column_prefix: ColumnPrefixOpt = "",
     create_columns: CreateColumnsOpt = False,
+    archive_field: ArchiveFieldOpt = None,
     table: TableOpt = None,
     id_column: IdColumnOpt = None,
     url_column: UrlColumnOpt = None,
@@ -308,7 +312,8 @@ def writeback_cmd(
     _writeback(settings_from_ctx(ctx),
                SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
                writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
-                                 column_prefix=column_prefix, create_columns=create_columns),
+                                 column_prefix=column_prefix, create_columns=create_columns,
+                                 archive_field=archive_field),
                quiet=quiet)
 
 

@@ -28,8 +28,10 @@ from ..stages import STAGES
 __all__ = ["DEAD_REASONS", "Scope", "choose_scope", "failed_rows", "failure_reasons",
            "host_figures", "overview", "stage_table", "timeline"]
 
-DEAD_REASONS = frozenset({"connection_error", "timeout"})
-"""A host is dead when no fetch from it worked and every failure was one of these."""
+DEAD_REASONS = frozenset({"connection_error", "timeout", "dns_error", "connection_refused",
+                          "host_unreachable"})
+"""A host is dead when no fetch from it worked and every failure was one of these (the
+connection failures, with DNS and refusals told apart since issue 19)."""
 _HISTORY = 500
 _SECRET_WORDS = ("key", "password", "secret", "token")
 

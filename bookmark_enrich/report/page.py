@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from .._version import __version__
 from ..cache import ResultCache
+from ..reports import dead_bookmarks
 from .assets import CSP, SCRIPT, STYLE
 from .charts import bar_chart, column_chart, esc, table
 from .collect import (
@@ -31,7 +32,8 @@ from .collection import collection, llm_figures
 __all__ = ["render", "render_empty"]
 
 _SECTIONS = (("overview", "Overview"), ("stages", "Stages"), ("failures", "Failures"),
-             ("time", "Over time"), ("collection", "The collection"), ("llm", "LLM"))
+             ("dead", "Dead links"), ("time", "Over time"), ("collection", "The collection"),
+             ("llm", "LLM"))
 _MAX_COLUMNS = 90
 
 
@@ -160,7 +162,7 @@ def _failures(out: TextIO, cache: ResultCache, scope: Scope, cache_path: str,
                   f"<td class=num>{h['bookmarks']:,}</td><td>{esc(reasons_text)}</td>"
                   f"<td>{state}</td></tr>")
     out.write('</tbody></table></div><p class="muted">Dead: no page of the host could be '
-              "fetched, and it refused connections or timed out.</p>")
+              "fetched, and its name did not resolve, it refused connections or timed out.</p>")
     _failure_table(out, cache, scope, limit)
     out.write("</section>")
 
@@ -185,6 +187,41 @@ def _failure_table(out: TextIO, cache: ResultCache, scope: Scope, limit: int) ->
     if total > limit:
         out.write(f'<p class="muted">The first {limit:,} of {total:,} failures; '
                   "<code>bookmark-enrich runs --failed --limit N</code> lists them all.</p>")
+
+
+def _dead(out: TextIO, cache: ResultCache, scope: Scope, limit: int) -> None:
+    """Dead bookmarks, each rescued from a web archive or not: what to replace or delete."""
+    out.write('<section id="dead"><h2>Dead links</h2>')
+    rows = dead_bookmarks(cache, scope.window() if scope.run is not None else None)
+    shown: list[dict[str, Any]] = []
+    dead = rescued = 0
+    for row in rows:  # counted in full, listed up to the limit
+        dead += 1
+        rescued += row["rescued"]
+        if len(shown) < limit:
+            shown.append(row)
+    if not dead:
+        out.write('<p class="empty">No dead links.</p></section>')
+        return
+    out.write(_cards([("dead", f"{dead:,}"), ("rescued from an archive", f"{rescued:,}"),
+                      ("not rescued", f"{dead - rescued:,}")]))
+    out.write('<div class="scroll"><table id="dead-bookmarks"><thead><tr>'
+              '<th scope="col">URL</th><th scope="col">reason</th><th scope="col">rescued</th>'
+              '<th scope="col">first seen dead</th><th scope="col">last seen dead</th>'
+              "</tr></thead><tbody>")
+    for row in shown:
+        snapshot = (f"{_link(row['snapshot_url'])} ({esc(row['snapshot_timestamp'] or '')})"
+                    if row["rescued"] else '<span class="dead">no</span>')
+        out.write(f"<tr><td>{_link(row['url'])}</td><td>{esc(row['reason'])}</td>"
+                  f"<td>{snapshot}</td><td>{esc(row['first_seen_dead'] or '—')}</td>"
+                  f"<td>{esc(row['last_seen_dead'] or '—')}</td></tr>")
+    out.write("</tbody></table></div>")
+    if dead > limit:
+        out.write(f'<p class="muted">The first {limit:,} of {dead:,} dead links; '
+                  "<code>bookmark-enrich dead</code> lists them all.</p>")
+    out.write('<p class="muted">Dead: the page answered 404 or 410, its name no longer '
+              "resolves, its host refuses connections, or it is parked. Rescued: the text, "
+              "summary and tags come from the archive's snapshot.</p></section>")
 
 
 def _over_time(out: TextIO, cache: ResultCache, scope: Scope) -> None:
@@ -273,6 +310,7 @@ def render(out: TextIO, cache: ResultCache, scope: Scope, *, cache_path: str,
     _stages(out, stage_table(cache, scope), scope.run is not None)
     sites, failing = host_figures(cache, scope)
     _failures(out, cache, scope, cache_path, failures_limit, failing)
+    _dead(out, cache, scope, failures_limit)
     _over_time(out, cache, scope)
     _collection(out, cache, scope, sites)
     _llm(out, cache, scope)

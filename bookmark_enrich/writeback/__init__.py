@@ -5,7 +5,14 @@ from __future__ import annotations
 from ..dbapi import TableTarget
 from ..errors import UsageError
 from ..models import FileTarget
-from .base import Report, Results, WritebackConflict, WritebackOptions, Writer
+from .base import (
+    Report,
+    Results,
+    WritebackConflict,
+    WritebackOptions,
+    Writer,
+    refuse_url_field,
+)
 from .db import TARGET_FIELDS, DbWriter
 from .files import FileWriter
 
@@ -18,6 +25,7 @@ __all__ = [
     "WritebackConflict",
     "WritebackOptions",
     "Writer",
+    "refuse_url_field",
     "writer_for",
 ]
 

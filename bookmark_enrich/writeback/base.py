@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import EXIT_FAILURES, BookmarkEnrichError
+from ..errors import EXIT_FAILURES, BookmarkEnrichError, UsageError
 from ..models import RawRecord
 
 __all__ = [
@@ -21,8 +21,10 @@ __all__ = [
     "WritebackConflict",
     "WritebackOptions",
     "Writer",
+    "archive_url",
     "change_line",
     "describe_changes",
+    "refuse_url_field",
 ]
 
 Report = Callable[[str], None]
@@ -50,6 +52,9 @@ class WritebackOptions:
     """Target fields (``summary``, ``tags``...), each optionally ``field:column``."""
     column_prefix: str = ""
     create_columns: bool = False
+    archive_field: str | None = None
+    """Field or column that gets a dead page's snapshot URL (``enrichment.archived``);
+    never the record's URL field (checked by :func:`refuse_url_field`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,6 +103,20 @@ class Writer(ABC):
             return (f"dry run: {self.changed} of {self.seen} records would change; "
                     "nothing written")
         return f"wrote back {self.changed} of {self.seen} records"
+
+
+def archive_url(record: dict[str, Any]) -> str | None:
+    """The snapshot URL of a record rescued from a web archive (None: not rescued)."""
+    archived = (record.get("enrichment") or {}).get("archived")
+    url = archived.get("snapshot_url") if isinstance(archived, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+def refuse_url_field(name: str, url_fields: Iterable[str | None]) -> None:
+    """``--archive-field`` never names the field holding the bookmark's own URL."""
+    if any(f is not None and f.strip().lower() == name.strip().lower() for f in url_fields):
+        raise UsageError(f"--archive-field {name}: that is the bookmarks' URL field; "
+                         "name another field (e.g. archive_url)")
 
 
 def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str]]:

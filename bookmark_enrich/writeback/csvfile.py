@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from ..models import RawRecord
 from ..records import COLUMN_PREFIX, ENRICHMENT_FIELDS, RECORD_FIELDS, enrichment_cells
-from .base import WritebackConflict, describe_changes
+from .base import WritebackConflict, archive_url, describe_changes
 
 __all__ = ["CSV_FIELDS", "check_round_trip", "rewrite_csv"]
 
@@ -96,8 +96,9 @@ def _encodable(value: str, codec: str, where: str, column: str) -> None:
 
 
 def rewrite_csv(raw: IO[bytes], take: Take, note: Note, *, display: str,
-                codec: str, bom: bytes) -> Iterator[bytes]:
-    """The file's bytes with ``enrich_*`` cells added to the rows that have results."""
+                codec: str, bom: bytes, archive_field: str | None = None) -> Iterator[bytes]:
+    """The file's bytes with ``enrich_*`` cells added to the rows that have results,
+    and a rescued page's snapshot URL in the ``archive_field`` column, if named."""
     if bom:
         raw.read(len(bom))
     text = io.TextIOWrapper(raw, encoding=codec, errors="surrogateescape", newline="")
@@ -122,8 +123,10 @@ def rewrite_csv(raw: IO[bytes], take: Take, note: Note, *, display: str,
     if header is None:
         return
     names = [h.strip() for h in header]
-    index = {c: names.index(c) if c in names else None
-             for c in (COLUMN_PREFIX + f for f in CSV_FIELDS)}
+    owned = [COLUMN_PREFIX + f for f in CSV_FIELDS]
+    if archive_field is not None and archive_field not in owned:
+        owned.append(archive_field)
+    index = {c: names.index(c) if c in names else None for c in owned}
     added = [c for c, i in index.items() if i is None]
     for offset, column in enumerate(added):
         index[column] = len(header) + offset
@@ -149,11 +152,12 @@ def rewrite_csv(raw: IO[bytes], take: Take, note: Note, *, display: str,
             continue
         yield _row(row, row_text, record, index, width, note,
                    where=f"{display}: line {reader.line_num}", delimiter=delimiter,
-                   codec=codec)
+                   codec=codec, archive_field=archive_field)
 
 
 def _row(row: list[str], row_text: str, record: dict[str, Any], index: dict[str, int | None],
-         width: int, note: Note, *, where: str, delimiter: str, codec: str) -> bytes:
+         width: int, note: Note, *, where: str, delimiter: str, codec: str,
+         archive_field: str | None = None) -> bytes:
     body, end = _ending(row_text)
     cells = _split_cells(body, delimiter)
     if len(cells) != len(row):
@@ -161,6 +165,9 @@ def _row(row: list[str], row_text: str, record: dict[str, Any], index: dict[str,
                                 f"reads them; {_SUGGEST}")
     cells += [""] * (width - len(cells))
     new = enrichment_cells(record, CSV_FIELDS[len(RECORD_FIELDS):])
+    snapshot = archive_url(record)
+    if archive_field is not None and snapshot is not None:
+        new[archive_field] = snapshot  # the user's column: left alone when not rescued
     old = {c: row[i] if i is not None and i < len(row) else "" for c, i in index.items()}
     added, changed = describe_changes(old, {c: v or None for c, v in new.items()})
     note(where.rsplit(": ", 1)[-1], added, changed)

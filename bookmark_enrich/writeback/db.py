@@ -21,6 +21,7 @@ from .base import (
     WritebackConflict,
     WritebackOptions,
     Writer,
+    archive_url,
     change_line,
     describe_changes,
 )
@@ -35,7 +36,10 @@ _BATCH_ROWS = 1000
 _BATCH_SECONDS = 1.0
 
 _PG_CREATE = {"summary": "text", "keywords": "text[]", "tags": "text[]", "media": "jsonb",
-              "metadata": "jsonb", "enriched_at": "timestamptz"}
+              "metadata": "jsonb", "enriched_at": "timestamptz", "archive": "text"}
+
+ARCHIVE = "archive"
+"""The target field ``--archive-field`` adds: a rescued page's snapshot URL."""
 
 
 def target_values(record: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -52,6 +56,7 @@ def target_values(record: dict[str, Any], now: datetime) -> dict[str, Any]:
         "media": enrichment.get("media"),
         "metadata": metadata,
         "enriched_at": now,
+        ARCHIVE: archive_url(record),
     }
 
 
@@ -75,6 +80,10 @@ class DbWriter(Writer):
         self.id_column = target.id_column
         self.display = target.display
         self.targets = self._targets(options)
+        if ARCHIVE in self.targets and \
+                self.targets[ARCHIVE].lower() == self.id_column.lower():
+            raise UsageError(f"--archive-field {self.targets[ARCHIVE]}: that is the table's "
+                             "id column; name another column (e.g. archive_url)")
         self.conn: Any = None
         self.types: dict[str, str] = {}
         self.missing: list[str] = []
@@ -98,6 +107,8 @@ class DbWriter(Writer):
                                  f"(known: {', '.join(TARGET_FIELDS)})")
             column = column.strip() or options.column_prefix + name
             targets[name] = validate_ident(column, "column")[0]
+        if options.archive_field is not None:
+            targets[ARCHIVE] = validate_ident(options.archive_field, "archive column")[0]
         return targets
 
     # ----------------------------------------------------------- preflight

@@ -30,6 +30,7 @@ from .base import (
     WritebackConflict,
     WritebackOptions,
     Writer,
+    archive_url,
     change_line,
     describe_changes,
 )
@@ -182,9 +183,18 @@ class FileWriter(Writer):
         old: dict[str, Any] = previous if isinstance(previous, dict) else {}
         added, changed = describe_changes(old, enrichment)
         removed = [k for k in old if k not in enrichment]
-        self._note(label, [f"enrichment.{k}" for k in added],
-                   [f"enrichment.{k}" for k in changed + removed])
-        return {**obj, "enrichment": enrichment}
+        added = [f"enrichment.{k}" for k in added]
+        changed = [f"enrichment.{k}" for k in changed + removed]
+        new = {**obj, "enrichment": enrichment}
+        field, snapshot = self.options.archive_field, archive_url(record)
+        if field is not None and snapshot is not None:
+            # The user's field, beside the record's own: only ever a snapshot goes in it.
+            more, other = describe_changes({field: obj.get(field)}, {field: snapshot})
+            added += more
+            changed += other
+            new[field] = snapshot
+        self._note(label, added, changed)
+        return new
 
     def _json(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """A JSON array: one item per line, items in their order, objects gain enrichment."""
@@ -231,7 +241,8 @@ class FileWriter(Writer):
         """CSV: the header gains enrich_* columns (reused when present), rows their values;
         every other byte stays as it was (see :mod:`.csvfile`)."""
         return rewrite_csv(raw, found.take, self._note, display=self.display,
-                           codec=self.target.codec, bom=self.target.bom)
+                           codec=self.target.codec, bom=self.target.bom,
+                           archive_field=self.options.archive_field)
 
     def _netscape(self, raw: IO[bytes], found: _ByPosition) -> Iterator[bytes]:
         """Netscape HTML, line by line: anchors gain TAGS, entries without a note gain <DD>."""
@@ -268,6 +279,11 @@ class FileWriter(Writer):
             if tags:
                 tag, what = _with_tags(tag, tags, self.target.codec)
                 (added if what == "add" else changed if what == "change" else []).append("TAGS")
+            field, snapshot = self.options.archive_field, archive_url(record)
+            if field is not None and snapshot is not None:
+                tag, what = _with_attribute(tag, field, snapshot, self.target.codec)
+                (added if what == "add" else changed if what == "change" else []).append(
+                    field.upper())
             pieces.append(tag)
             cursor = end.end()
             if isinstance(summary, str) and summary.strip() and \
@@ -298,6 +314,20 @@ def _check_encodable(text: str, codec: str, where: str) -> None:
             f"{where}: the enrichment holds {text[exc.start:exc.end]!r}, which the file's "
             f"encoding ({codec}) cannot hold; nothing was changed; write the results "
             "elsewhere with -o FILE") from None
+
+
+def _with_attribute(tag: bytes, name: str, value: str, codec: str) -> tuple[bytes, str]:
+    """The <A ...> tag with attribute ``name`` set to ``value`` (added or replaced)."""
+    encoded = html.escape(value, quote=True).encode(codec, "xmlcharrefreplace")
+    pattern = re.compile(rb"\s" + re.escape(name.encode(codec)) +
+                         rb"""\s*=\s*("[^"]*"|'[^']*'|[^\s>]*)""", re.IGNORECASE)
+    match = pattern.search(tag)
+    if match is None:
+        return tag[:-1] + b" " + name.upper().encode(codec) + b'="' + encoded + b'"' + \
+            tag[-1:], "add"
+    if html.unescape(match.group(1).decode(codec, "surrogateescape").strip("\"'")) == value:
+        return tag, "same"
+    return tag[: match.start(1)] + b'"' + encoded + b'"' + tag[match.end(1):], "change"
 
 
 def _with_tags(tag: bytes, tags: list[str], codec: str = "utf-8") -> tuple[bytes, str]:
