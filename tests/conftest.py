@@ -37,6 +37,12 @@ NO_LLM_PROBES = '["http://127.0.0.1:9/v1"]'
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOOPBACK = "127.0.0.0/8,::1"
 
+# Module- and session-scoped fixtures run outside `isolated_env`: they too must never
+# ask a real web archive or find an LLM on a default port.
+os.environ["BOOKMARK_ENRICH_ARCHIVE"] = "false"
+os.environ["BOOKMARK_ENRICH_ARCHIVE_URL"] = "http://127.0.0.1:9"
+os.environ["BOOKMARK_ENRICH_LLM_PROBE_URLS"] = NO_LLM_PROBES
+
 
 def skip_or_fail(reason: str) -> None:
     """On a laptop a missing service skips the test; under CI=true it is a failure."""
