@@ -129,6 +129,9 @@ class ResultCache:
                 self.conn.execute(
                     "CREATE INDEX IF NOT EXISTS results_status ON results(stage, status, reason)"
                 )
+                # A run's bookmarks, for the report (issue 18).
+                self.conn.execute(
+                    "CREATE INDEX IF NOT EXISTS bookmarks_last_seen ON bookmarks(last_seen)")
                 if 0 < version < SCHEMA_VERSION:
                     self._rekey()
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
