@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +27,7 @@ from tests.test_queue import (
     _env,
     live_workers,
     start_coordinator,
+    start_worker,
     stop,
     terminate,
     wait_for,
@@ -157,3 +159,53 @@ def test_worker_metrics_match_what_the_coordinator_got(
         assert got[("bookmark_enrich_stage_results_total",
                     (("reason", reason), ("stage", "fetch"), ("status", status)))] == n
     assert got[("bookmark_enrich_worker_batches_total", (("result", "done"),))] == 3
+
+
+@pytest.mark.redis
+def test_a_queued_run_reports_the_same_figures_as_a_local_run(
+        redis_queue: RedisQueue, pages: PageServer, llm: Any, tmp_path: Path) -> None:
+    from bookmark_enrich.cache import ResultCache
+    from bookmark_enrich.report.collect import (
+        bookmark_counts,
+        choose_scope,
+        failure_reasons,
+        stage_table,
+    )
+    from bookmark_enrich.report.collection import collection
+
+    urls = [pages.url(f"/article/rq{i}") for i in range(6)] + [pages.url("/status/404")]
+    source = write_urls(tmp_path / "urls.txt", urls)
+    summaries = {"ENABLE_AI_SUMMARIZATION": "true"}  # the fake LLM server: tags, tokens
+    worker = start_worker(redis_queue, "-c", "4", env=summaries)
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 1, "the worker")
+        proc = start_coordinator(redis_queue, source, tmp_path / "q.sqlite", "-q",
+                                 "--metrics-file", str(tmp_path / "q.prom"), env=summaries)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        terminate(worker)
+    assert proc.returncode == 1, err.decode()
+    local = cli("run", str(source), "-q", "--metrics-file", str(tmp_path / "l.prom"),
+                env={**QENV, **summaries, "BOOKMARK_ENRICH_CACHE": str(tmp_path / "l.sqlite")})
+    assert local.returncode == 1, local.stderr.decode()
+
+    def figures(cache: Path) -> dict[str, Any]:
+        with ResultCache(cache, readonly=True) as c:
+            scope = choose_scope(c)
+            assert scope is not None
+            stages = [{k: v for k, v in s.items() if not k.endswith("_ms")}
+                      for s in stage_table(c, scope)]
+            return {"counts": bookmark_counts(c, scope), "stages": stages,
+                    "reasons": failure_reasons(c, scope), "collection": collection(c, scope)}
+
+    assert figures(tmp_path / "q.sqlite") == figures(tmp_path / "l.sqlite")
+    # Timings differ, and so do prompt tokens: a prompt lists the tags seen so far, which
+    # depends on the order pages were summarized in.
+    differ = ("duration", "timestamp", "run_id", "llm_tokens")
+    queued, alone = (
+        {k: v for k, v in samples((tmp_path / f"{n}.prom").read_text()).items()
+         if not any(t in k[0] for t in differ)} for n in ("q", "l"))
+    assert queued == alone
+    assert queued[("bookmark_enrich_llm_calls_total", ())] == len(urls) - 1
+    tokens = samples((tmp_path / "q.prom").read_text())
+    assert tokens[("bookmark_enrich_llm_tokens_total", (("kind", "prompt"),))] > 0
