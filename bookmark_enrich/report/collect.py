@@ -232,6 +232,11 @@ def host_of(url: str | None) -> str:
     return netloc.split(":", 1)[0].lower().removeprefix("www.")
 
 
+_ORIGIN = ("substr(b.url, 1, instr(b.url, '://') + 1 + "
+           "instr(substr(b.url, instr(b.url, '://') + 3) || '/', '/'))")
+"""``b.url`` up to (not including) the first ``/`` after ``://``: what :func:`host_of` reads."""
+
+
 @dataclass(slots=True)
 class _Host:
     bookmarks: int = 0
@@ -245,21 +250,24 @@ def host_figures(cache: ResultCache, scope: Scope, limit: int = 25
     """(sites by bookmarks, hosts by failures with their reasons and whether dead)."""
     hosts: dict[str, _Host] = {}
     frm, params = scope.bookmarks()
+    # SQLite groups by the URL up to its path (a few rows per host), Python takes the
+    # host out of each group: no row per bookmark crosses into Python.
     for row in cache.iter_rows(
-            f"SELECT b.url, (SELECT r.status FROM results r WHERE r.key = b.key "
-            f"AND r.stage = 'fetch') AS fetch {frm}", params):
-        h = hosts.setdefault(host_of(row["url"]) or "(no host)", _Host())
-        h.bookmarks += 1
-        h.fetched += row["fetch"] == "ok"
+            f"SELECT {_ORIGIN} AS origin, count(*) AS n, coalesce(sum((SELECT r.status = 'ok' "
+            "FROM results r WHERE r.key = b.key AND r.stage = 'fetch')), 0) AS fetched "
+            f"{frm} GROUP BY 1", params):
+        h = hosts.setdefault(host_of(row["origin"]) or "(no host)", _Host())
+        h.bookmarks += row["n"]
+        h.fetched += row["fetched"]
     rfrm, rparams = scope.results()
     joined = rfrm if scope.run is not None else rfrm.replace(
         "FROM results r", "FROM results r JOIN bookmarks b ON b.key = r.key", 1)
     for row in cache.iter_rows(
-            f"SELECT b.url, r.stage, coalesce(r.reason, 'unknown') AS reason {joined} "
-            "AND r.status = 'failed'", rparams):
-        h = hosts.setdefault(host_of(row["url"]) or "(no host)", _Host())
-        h.failures += 1
-        h.reasons[f"{row['stage']}: {row['reason']}"] += 1
+            f"SELECT {_ORIGIN} AS origin, r.stage, coalesce(r.reason, 'unknown') AS reason, "
+            f"count(*) AS n {joined} AND r.status = 'failed' GROUP BY 1, 2, 3", rparams):
+        h = hosts.setdefault(host_of(row["origin"]) or "(no host)", _Host())
+        h.failures += row["n"]
+        h.reasons[f"{row['stage']}: {row['reason']}"] += row["n"]
     sites = sorted(hosts.items(), key=lambda kv: (-kv[1].bookmarks, kv[0]))[:limit]
     failing = sorted(((k, v) for k, v in hosts.items() if v.failures),
                      key=lambda kv: (-kv[1].failures, kv[0]))[:limit]

@@ -46,19 +46,32 @@ def summarizers(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
     return [{"summarizer": s, "model": m, "count": n} for (s, m), n in models.most_common(10)]
 
 
-def word_counts(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
-    """Pages per word-count bucket (extracted text)."""
+def languages_and_words(cache: ResultCache, scope: Scope, limit: int = 20
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pages per language and per word-count bucket, in one pass over the extracted pages.
+
+    SQLite groups by (language, bucket): a few dozen rows, summed both ways here.
+    """
     frm, params = scope.results()
     cases = " ".join(
+        f"WHEN w IS NULL THEN NULL WHEN w <= {hi} THEN {i}" if i == 0 else
         f"WHEN w <= {hi} THEN {i}" if hi is not None else f"ELSE {i}"
         for i, (_, hi) in enumerate(WORD_BUCKETS))
-    found = {row["bucket"]: row["count"] for row in cache.iter_rows(
-        f"SELECT CASE {cases} END AS bucket, count(*) AS count FROM (SELECT "
-        f"CAST(json_extract(r.output, '$.word_count') AS INTEGER) AS w {frm} "
-        "AND r.stage = 'extract' AND r.status = 'ok' AND json_valid(r.output) "
-        "AND json_extract(r.output, '$.word_count') IS NOT NULL) GROUP BY 1", params)}
-    return [{"name": f"{lo:,}+" if hi is None else f"{lo:,}–{hi:,}",
-             "count": found.get(i, 0)} for i, (lo, hi) in enumerate(WORD_BUCKETS)]
+    languages: Counter[str] = Counter()
+    buckets: Counter[int] = Counter()
+    for row in cache.iter_rows(
+            f"SELECT lang, CASE {cases} END AS bucket, count(*) AS n FROM (SELECT "
+            "coalesce(json_extract(r.output, '$.language'), '(unknown)') AS lang, "
+            f"CAST(json_extract(r.output, '$.word_count') AS INTEGER) AS w {frm} "
+            "AND r.stage = 'extract' AND r.status = 'ok' AND json_valid(r.output)) "
+            "GROUP BY 1, 2", params):
+        languages[str(row["lang"])] += row["n"]
+        if row["bucket"] is not None:
+            buckets[row["bucket"]] += row["n"]
+    return (
+        [{"name": k, "count": n} for k, n in _top(languages, limit)],
+        [{"name": f"{lo:,}+" if hi is None else f"{lo:,}–{hi:,}", "count": buckets.get(i, 0)}
+         for i, (lo, hi) in enumerate(WORD_BUCKETS)])
 
 
 def media_figures(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
@@ -75,15 +88,16 @@ def media_figures(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
 def collection(cache: ResultCache, scope: Scope) -> dict[str, Any]:
     """Tags, keywords, co-occurring tags, languages, content types, word counts, media."""
     figures = summary_figures(cache, scope)
+    languages, words = languages_and_words(cache, scope)
     content_type = ("nullif(trim(substr(json_extract(r.output, '$.content_type'), 1, "
                     "instr(json_extract(r.output, '$.content_type') || ';', ';') - 1)), '')")
     return {
         "tags": [{"name": k, "count": n} for k, n in _top(figures.tags, 30)],
         "keywords": [{"name": k, "count": n} for k, n in _top(figures.keywords, 20)],
         "pairs": cooccurrence(cache, scope),
-        "languages": _grouped(cache, scope, "extract", "json_extract(r.output, '$.language')"),
+        "languages": languages,
         "content_types": _grouped(cache, scope, "fetch", f"lower({content_type})"),
-        "words": word_counts(cache, scope),
+        "words": words,
         "media": media_figures(cache, scope),
     }
 
