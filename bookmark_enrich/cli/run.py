@@ -345,7 +345,7 @@ def worker(
         help="Seconds after which a message held by a dead worker goes to another one.")
     ] = 30.0,
     metrics_port: Annotated[int | None, typer.Option(
-        "--metrics-port", min=0, max=65535, metavar="<port>", rich_help_panel=QUEUE,
+        "--metrics-port", min=0, metavar="<port>", rich_help_panel=QUEUE,
         show_default=False, help="Serve this worker's Prometheus metrics over HTTP on this "
         "port (/metrics; 0: any free port, shown at start).")] = None,
     metrics_host: Annotated[str, typer.Option(

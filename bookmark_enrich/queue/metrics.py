@@ -122,9 +122,10 @@ class WorkerMetrics:
 
         try:
             server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:  # in use, no such address, port > 65535
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise UsageError(f"--metrics-port: cannot listen on {host}:{port}: "
-                             f"{exc.strerror or exc}") from None
+                             f"{reason}") from None
         self._server = server
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{server.server_port}/metrics"
