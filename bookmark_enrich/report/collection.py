@@ -1,7 +1,8 @@
 """What the collection is about (tags, languages, sites, sizes, media) and what the LLM cost.
 
-Every figure is one SQLite query over the stages' JSON output (``json_each``,
-``json_extract``), so memory stays flat whatever the size of the cache.
+Figures are SQLite aggregates over the stages' JSON output (``json_extract``,
+``json_each``, ``GROUP BY``), and the summaries' figures come from the one pass of
+:mod:`.summaries`, so memory stays flat whatever the size of the cache.
 """
 
 from __future__ import annotations

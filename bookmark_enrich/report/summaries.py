@@ -48,19 +48,11 @@ def _number(value: Any) -> float:
     return value if type(value) is int or type(value) is float else 0
 
 
-def _count_texts(counter: Counter[Any], value: Any) -> None:
-    """Count the strings of a JSON array (anything else is dropped by :func:`_texts_only`)."""
+def _count_texts(counter: Counter[str], value: Any) -> None:
+    """Count the strings of a JSON array (numbers, objects and arrays in it are not tags)."""
     if type(value) is list:
-        try:
-            counter.update(value)
-        except TypeError:  # an object or array inside: count its strings only
-            counter.update(v for v in value if type(v) is str)
-
-
-def _texts_only(counter: Counter[Any]) -> Counter[str]:
-    for key in [k for k in counter if type(k) is not str]:
-        del counter[key]
-    return counter
+        counter.update(value if all(type(v) is str for v in value)
+                       else [v for v in value if type(v) is str])
 
 
 def _bounded(counter: Counter[Any]) -> None:
@@ -137,8 +129,6 @@ def summary_figures(cache: ResultCache, scope: Scope) -> SummaryFigures:
         if n % 10_000 == 0:
             _bounded(figures.tags)
             _bounded(figures.keywords)
-    _texts_only(figures.tags)
-    _texts_only(figures.keywords)
     _pairs(cache, scope, figures)
     scope.memo["summaries"] = figures
     return figures
