@@ -174,7 +174,7 @@ def test_collection_figures_survive_odd_summaries(tmp_path: Path) -> None:
     from bookmark_enrich.report import choose_scope
     from bookmark_enrich.report.collection import collection, llm_figures, summarizers
 
-    outputs = [
+    outputs: list[dict[str, object]] = [
         {"tags": ["a", "b", "c"], "keywords": ["k"], "summarizer": "llm", "model": "m",
          "llm": {"calls": 2, "prompt_tokens": 10, "completion_tokens": 3, "parts": 2,
                  "latency_ms": [100, 300]}},
