@@ -138,6 +138,13 @@ class ResultCache:
                 self.conn.execute(
                     "CREATE INDEX IF NOT EXISTS results_status ON results(stage, status, reason)"
                 )
+                # For the report (issue 18): a run's bookmarks, and the stage table of
+                # the whole cache read from this index alone (not the rows' page text).
+                self.conn.execute(
+                    "CREATE INDEX IF NOT EXISTS bookmarks_last_seen ON bookmarks(last_seen)")
+                self.conn.execute(
+                    "CREATE INDEX IF NOT EXISTS results_timing "
+                    "ON results(stage, status, duration_ms, attempts, run_id)")
                 if 0 < version < SCHEMA_VERSION:
                     self._rekey()
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -169,3 +169,44 @@ def test_metrics_count_llm_tokens(one_run: ReportRun, tmp_path: Path) -> None:
     assert m[("bookmark_enrich_llm_calls_total", ())] >= 8
     assert m[("bookmark_enrich_llm_tokens_total", (("kind", "prompt"),))] > 0
     assert m[("bookmark_enrich_llm_tokens_total", (("kind", "completion"),))] > 0
+
+
+def test_collection_figures_survive_odd_summaries(tmp_path: Path) -> None:
+    from bookmark_enrich.models import Bookmark, StageOutcome
+    from bookmark_enrich.report import choose_scope
+    from bookmark_enrich.report.collection import collection, llm_figures, summarizers
+
+    outputs: list[dict[str, object]] = [
+        {"tags": ["a", "b", "c"], "keywords": ["k"], "summarizer": "llm", "model": "m",
+         "llm": {"calls": 2, "prompt_tokens": 10, "completion_tokens": 3, "parts": 2,
+                 "latency_ms": [100, 300]}},
+        {"tags": ["a", "b", {"x": 1}, 7], "keywords": "not a list", "model": {"odd": 1},
+         "llm": "not an object"},
+        {"tags": ["a", "c"], "keywords": [["nested"], "k"],
+         "llm": {"calls": True, "latency_ms": [200, "slow"]}},
+        {"tags": None},
+    ]
+    cache_path = tmp_path / "odd.sqlite"
+    with ResultCache(cache_path) as c:
+        run = c.start_run("odd.jsonl", "jsonl", {})
+        for i, output in enumerate(outputs):
+            url = f"https://h{i}.example/p"
+            c.put(Bookmark(url=url, normalized=url, key=f"k{i}", record={"url": url},
+                           position=i), {"summarize": StageOutcome.ok(output)}, run, "odd")
+        c.finish_run(run, "finished", {"total": 4, "ok": 4})
+    with ResultCache(cache_path, readonly=True) as c:
+        scope = choose_scope(c)
+        assert scope is not None
+        doc = collection(c, scope)
+        llm = llm_figures(c, scope)
+        models = summarizers(c, scope)
+    assert doc["tags"] == [{"name": "a", "count": 3}, {"name": "b", "count": 2},
+                           {"name": "c", "count": 2}]
+    assert doc["keywords"] == [{"name": "k", "count": 2}]
+    assert doc["pairs"] == [{"first": "a", "second": "b", "count": 2},
+                            {"first": "a", "second": "c", "count": 2},
+                            {"first": "b", "second": "c", "count": 1}]
+    assert {(m["summarizer"], m["model"]): m["count"] for m in models} == {
+        ("llm", "m"): 1, (None, None): 3}
+    assert (llm["pages"], llm["calls"], llm["tokens_in"], llm["chunked"]) == (2, 2, 10, 1)
+    assert (llm["latency_median_ms"], llm["latency_p95_ms"]) == (200, 300)

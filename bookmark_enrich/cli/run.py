@@ -351,6 +351,14 @@ def worker(
         "--idle-timeout", min=0.5, metavar="<seconds>", rich_help_panel=QUEUE,
         help="Seconds after which a message held by a dead worker goes to another one.")
     ] = 30.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", min=0, metavar="<port>", rich_help_panel=QUEUE,
+        show_default=False, help="Serve this worker's Prometheus metrics over HTTP on this "
+        "port (/metrics; 0: any free port, shown at start).")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        "--metrics-host", metavar="<address>", rich_help_panel=QUEUE,
+        help="Address the --metrics-port endpoint listens on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
 ) -> None:
     """Take batches of bookmarks from a queue and enrich them with this machine's settings.
 
@@ -361,4 +369,5 @@ def worker(
     from ..queue import run_worker  # needs the [queue] extra
 
     asyncio.run(run_worker(settings_from_ctx(ctx), queue, name=queue_name,
-                           idle_timeout=idle_timeout, notify=say))
+                           idle_timeout=idle_timeout, notify=say,
+                           metrics_port=metrics_port, metrics_host=metrics_host))

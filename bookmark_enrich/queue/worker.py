@@ -43,6 +43,7 @@ from .connection import (
     connection_error,
     first_line,
 )
+from .metrics import DEFAULT_METRICS_HOST, WorkerMetrics
 from .wire import (
     abandoned_reply,
     bookmark_from_json,
@@ -70,8 +71,10 @@ class BatchHandler:
 
     def __init__(self, settings: Settings, *, worker: WorkerInfo,
                  conn: QueueConnection | None = None, capacity: Capacity | None = None,
-                 stages: list[Stage] | None = None) -> None:
+                 stages: list[Stage] | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.stages = stages if stages is not None else build_stages(settings)
         self.pipeline = self._pipeline(settings, self.stages)
         self.names = {s.name for s in self.stages}
@@ -91,12 +94,15 @@ class BatchHandler:
             self.capacity.update(bookmarks=len(items), unparsed=-1)
         try:
             if batch.get("version") != __version__:
+                self._count_batch("refused")
                 return refusal(self.worker.label)
             if self.conn is not None and not await self.conn.run_alive(batch.get("run", "")):
+                self._count_batch("abandoned")
                 return abandoned_reply()  # its coordinator is gone
             pipeline = await self.pipeline_for(batch.get("policy"))
             results = await asyncio.gather(*(self._one(item, pipeline) for item in items))
             self.worker.done += len(items)
+            self._count_batch("done")
             return results_reply(self.worker.label, list(results))
         finally:
             if self.capacity is not None:
@@ -131,12 +137,18 @@ class BatchHandler:
         to_run = set(item["run"])
         async with self.limit:
             outcomes = await pipeline.execute_local(bookmark, cached, to_run & self.names)
-        fresh = {n: outcome_to_json(outcomes[n]) for n in to_run if n in outcomes}
+        ran = {n: outcomes[n] for n in to_run if n in outcomes}
         for missing in sorted(to_run - self.names):
-            fresh[missing] = outcome_to_json(StageOutcome.failed(
+            ran[missing] = StageOutcome.failed(
                 Reason.STAGE_UNAVAILABLE,
-                f"worker {self.worker.label} has no {missing} stage enabled"))
-        return {"key": bookmark.key, "outcomes": fresh}
+                f"worker {self.worker.label} has no {missing} stage enabled")
+        if self.metrics is not None:
+            self.metrics.bookmark(ran)
+        return {"key": bookmark.key, "outcomes": {n: outcome_to_json(o) for n, o in ran.items()}}
+
+    def _count_batch(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.batch(result)
 
     async def aclose(self) -> None:
         extra = [s for stages, _ in self._by_policy.values() for s in stages
@@ -148,14 +160,25 @@ class BatchHandler:
 
 async def run_worker(settings: Settings, url: str, *, name: str = DEFAULT_QUEUE_NAME,
                      idle_timeout: float = 30.0, notify: Callable[[str], None],
-                     stop_event: asyncio.Event | None = None) -> int:
+                     stop_event: asyncio.Event | None = None,
+                     metrics_port: int | None = None,
+                     metrics_host: str = DEFAULT_METRICS_HOST) -> int:
     """Run a worker until SIGTERM/SIGINT (or ``stop_event``); returns bookmarks done.
 
     First signal: stop taking messages, finish the ones running, hand back the
-    rest. Second signal: cancel what runs and hand it back at once.
+    rest. Second signal: cancel what runs and hand it back at once. With
+    ``metrics_port`` (0: any free port), its Prometheus metrics are served on
+    ``http://metrics_host:port/metrics`` while it runs.
     """
     worker = _Worker(settings, url, name=name, idle_timeout=idle_timeout, notify=notify)
-    return await worker.run(stop_event or asyncio.Event())
+    if metrics_port is not None:
+        worker.metrics = WorkerMetrics(worker.info, busy=lambda: worker.capacity.bookmarks)
+        notify(f"worker: metrics on {worker.metrics.serve(metrics_host, metrics_port)}")
+    try:
+        return await worker.run(stop_event or asyncio.Event())
+    finally:
+        if worker.metrics is not None:
+            worker.metrics.close()
 
 
 class _Worker:
@@ -175,12 +198,13 @@ class _Worker:
         self.name = name
         self.idle_timeout = idle_timeout
         self.notify = notify
+        self.metrics: WorkerMetrics | None = None
 
     async def run(self, finish: asyncio.Event) -> int:
         stages = build_stages(self.settings)
         await preflight(stages, notify=self._notice)
         handler = BatchHandler(self.settings, worker=self.info, conn=self.conn,
-                               capacity=self.capacity, stages=stages)
+                               capacity=self.capacity, stages=stages, metrics=self.metrics)
         try:
             # A worker lives long: pay the extractor's first-call cost before taking work.
             with contextlib.suppress(Exception):

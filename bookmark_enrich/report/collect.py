@@ -43,6 +43,8 @@ class Scope:
     run: dict[str, Any] | None
     history: list[dict[str, Any]] = field(default_factory=list)
     """Runs, oldest first: the chosen one, or the latest few hundred for the whole cache."""
+    memo: dict[str, Any] = field(default_factory=dict)
+    """Figures read in one pass and shared by several sections (see ``summaries``)."""
 
     @property
     def label(self) -> str:
@@ -60,7 +62,10 @@ class Scope:
         if self.run is None:
             return f"FROM results r{joins} WHERE 1", []
         start, end = self.window()
-        return (f"FROM results r JOIN bookmarks b ON b.key = r.key{joins} "
+        # CROSS JOIN keeps bookmarks the outer loop: the run's bookmarks are found by
+        # last_seen (indexed), then their results by primary key (key, stage), instead
+        # of every result of a stage in the cache being joined to its bookmark.
+        return (f"FROM bookmarks b CROSS JOIN results r ON r.key = b.key{joins} "
                 "WHERE b.last_seen >= ? AND b.last_seen <= ?", [start, end])
 
     def bookmarks(self) -> tuple[str, list[Any]]:
@@ -145,12 +150,6 @@ def overview(cache: ResultCache, scope: Scope) -> dict[str, Any]:
             if run.get("finished_at") else 0.0)
     else:
         wall = sum(float(r.get("wall_seconds") or 0) for r in scope.history)
-    frm, params = scope.results()
-    models = list(cache.iter_rows(
-        "SELECT json_extract(r.output, '$.summarizer') AS summarizer, "
-        "json_extract(r.output, '$.model') AS model, count(*) AS count "
-        f"{frm} AND r.stage = 'summarize' AND r.status = 'ok' AND json_valid(r.output) "
-        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 10", params))
     return {
         "scope": scope.label, "counts": counts, "wall_seconds": round(wall, 3),
         "rate": round(counts["total"] / wall, 2) if wall > 0 else None,
@@ -160,7 +159,7 @@ def overview(cache: ResultCache, scope: Scope) -> dict[str, Any]:
             "started_at": run.get("started_at"), "finished_at": run.get("finished_at")},
         "runs": len(scope.history),
         "options": masked_options(run.get("options")) if run is not None else {},
-        "summarizers": models,
+        "summarizers": [],  # filled by collection.summarizers (read with the tags)
     }
 
 
@@ -175,16 +174,23 @@ def _quantile_index(n: int, q: float) -> int:
 
 
 def stage_table(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
-    """Per stage: ok / skipped / failed / cached, median and p95 ms, retries."""
+    """Per stage: ok / skipped / failed / cached, median and p95 ms, retries.
+
+    One pass: counts per (stage, status, fresh) with the durations of timed
+    results grouped by value (a few thousand distinct ms at most), in duration
+    order, so the percentiles are found by counting up.
+    """
     frm, params = scope.results()
     fresh = "1" if scope.run is None else "r.run_id = ?"
     fresh_params = [] if scope.run is None else [scope.run["id"]]
     rows: dict[str, dict[str, Any]] = {}
-    timed: dict[str, int] = {}
+    durations: dict[str, list[tuple[int, int]]] = {}
     for row in cache.iter_rows(
-            f"SELECT r.stage, r.status, ({fresh}) AS fresh, count(*) AS n, "
+            f"SELECT r.stage, r.status, ({fresh}) AS fresh, CASE WHEN ({fresh}) AND "
+            "r.status IN ('ok', 'failed') THEN coalesce(r.duration_ms, 0) END AS ms, "
+            "count(*) AS n, "
             f"coalesce(sum(max(coalesce(r.attempts, 1) - 1, 0)), 0) AS retries {frm} "
-            "GROUP BY 1, 2, 3", [*fresh_params, *params]):
+            "GROUP BY 1, 2, 3, 4", [*fresh_params, *fresh_params, *params]):
         s = rows.setdefault(row["stage"], {"stage": row["stage"], "ok": 0, "skipped": 0,
                                            "failed": 0, "cached": 0, "retries": 0,
                                            "median_ms": None, "p95_ms": None})
@@ -192,20 +198,18 @@ def stage_table(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
         s[key] = s.get(key, 0) + row["n"]
         if row["fresh"]:
             s["retries"] += row["retries"]
-            if row["status"] in ("ok", "failed"):
-                timed[row["stage"]] = timed.get(row["stage"], 0) + row["n"]
-    # Durations grouped by value (a few thousand distinct ms at most), then counted up.
-    position: dict[str, int] = {}
-    for row in cache.iter_rows(
-            f"SELECT r.stage, coalesce(r.duration_ms, 0) AS ms, count(*) AS n {frm} "
-            f"AND r.status IN ('ok', 'failed') AND {fresh} GROUP BY 1, 2 ORDER BY 1, 2",
-            [*params, *fresh_params]):
-        stage, n = row["stage"], timed.get(row["stage"], 0)
-        before = position.get(stage, 0)
-        after = position[stage] = before + row["n"]
+        if row["ms"] is not None:
+            durations.setdefault(row["stage"], []).append((row["ms"], row["n"]))
+    for stage, counts in durations.items():
+        counts.sort()
+        n = sum(c for _, c in counts)
         for name, q in (("median_ms", 0.5), ("p95_ms", 0.95)):
-            if n and before <= _quantile_index(n, q) < after:
-                rows[stage][name] = row["ms"]
+            index, seen = _quantile_index(n, q), 0
+            for ms, c in counts:
+                seen += c
+                if seen > index:
+                    rows[stage][name] = ms
+                    break
     return [rows[k] for k in sorted(rows, key=_stage_order)]
 
 
@@ -230,6 +234,11 @@ def host_of(url: str | None) -> str:
     return netloc.split(":", 1)[0].lower().removeprefix("www.")
 
 
+_ORIGIN = ("substr(b.url, 1, instr(b.url, '://') + 1 + "
+           "instr(substr(b.url, instr(b.url, '://') + 3) || '/', '/'))")
+"""``b.url`` up to (not including) the first ``/`` after ``://``: what :func:`host_of` reads."""
+
+
 @dataclass(slots=True)
 class _Host:
     bookmarks: int = 0
@@ -243,21 +252,24 @@ def host_figures(cache: ResultCache, scope: Scope, limit: int = 25
     """(sites by bookmarks, hosts by failures with their reasons and whether dead)."""
     hosts: dict[str, _Host] = {}
     frm, params = scope.bookmarks()
+    # SQLite groups by the URL up to its path (a few rows per host), Python takes the
+    # host out of each group: no row per bookmark crosses into Python.
     for row in cache.iter_rows(
-            f"SELECT b.url, (SELECT r.status FROM results r WHERE r.key = b.key "
-            f"AND r.stage = 'fetch') AS fetch {frm}", params):
-        h = hosts.setdefault(host_of(row["url"]) or "(no host)", _Host())
-        h.bookmarks += 1
-        h.fetched += row["fetch"] == "ok"
+            f"SELECT {_ORIGIN} AS origin, count(*) AS n, coalesce(sum((SELECT r.status = 'ok' "
+            "FROM results r WHERE r.key = b.key AND r.stage = 'fetch')), 0) AS fetched "
+            f"{frm} GROUP BY 1", params):
+        h = hosts.setdefault(host_of(row["origin"]) or "(no host)", _Host())
+        h.bookmarks += row["n"]
+        h.fetched += row["fetched"]
     rfrm, rparams = scope.results()
     joined = rfrm if scope.run is not None else rfrm.replace(
         "FROM results r", "FROM results r JOIN bookmarks b ON b.key = r.key", 1)
     for row in cache.iter_rows(
-            f"SELECT b.url, r.stage, coalesce(r.reason, 'unknown') AS reason {joined} "
-            "AND r.status = 'failed'", rparams):
-        h = hosts.setdefault(host_of(row["url"]) or "(no host)", _Host())
-        h.failures += 1
-        h.reasons[f"{row['stage']}: {row['reason']}"] += 1
+            f"SELECT {_ORIGIN} AS origin, r.stage, coalesce(r.reason, 'unknown') AS reason, "
+            f"count(*) AS n {joined} AND r.status = 'failed' GROUP BY 1, 2, 3", rparams):
+        h = hosts.setdefault(host_of(row["origin"]) or "(no host)", _Host())
+        h.failures += row["n"]
+        h.reasons[f"{row['stage']}: {row['reason']}"] += row["n"]
     sites = sorted(hosts.items(), key=lambda kv: (-kv[1].bookmarks, kv[0]))[:limit]
     failing = sorted(((k, v) for k, v in hosts.items() if v.failures),
                      key=lambda kv: (-kv[1].failures, kv[0]))[:limit]

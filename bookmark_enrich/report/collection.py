@@ -1,29 +1,24 @@
 """What the collection is about (tags, languages, sites, sizes, media) and what the LLM cost.
 
-Every figure is one SQLite query over the stages' JSON output (``json_each``,
-``json_extract``), so memory stays flat whatever the size of the cache.
+Figures are SQLite aggregates over the stages' JSON output (``json_extract``,
+``json_each``, ``GROUP BY``), and the summaries' figures come from the one pass of
+:mod:`.summaries`, so memory stays flat whatever the size of the cache.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from typing import Any
 
 from ..cache import ResultCache
 from .collect import Scope
+from .summaries import summary_figures
 
-__all__ = ["WORD_BUCKETS", "collection", "llm_figures", "media_figures"]
+__all__ = ["WORD_BUCKETS", "collection", "llm_figures", "media_figures", "summarizers"]
 
 WORD_BUCKETS = ((0, 99), (100, 299), (300, 999), (1000, 2999), (3000, 9999), (10000, None))
 _VALID = "CASE WHEN json_valid(r.output) THEN r.output END"
-
-
-def _top_values(cache: ResultCache, scope: Scope, stage: str, path: str,
-                limit: int) -> list[dict[str, Any]]:
-    frm, params = scope.results(f"json_each({_VALID}, '{path}') j")
-    return list(cache.iter_rows(
-        f"SELECT j.value AS name, count(*) AS count {frm} AND r.stage = ? AND r.status = 'ok' "
-        "AND j.type = 'text' GROUP BY j.value ORDER BY 2 DESC, 1 LIMIT ?",
-        [*params, stage, limit]))
 
 
 def _grouped(cache: ResultCache, scope: Scope, stage: str, expr: str,
@@ -35,30 +30,49 @@ def _grouped(cache: ResultCache, scope: Scope, stage: str, expr: str,
         "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?", [*params, stage, limit]))
 
 
+def _top(counter: Counter[Any], limit: int) -> list[tuple[Any, int]]:
+    """The ``limit`` most frequent values, ties by value (stable across runs)."""
+    return heapq.nsmallest(limit, counter.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def cooccurrence(cache: ResultCache, scope: Scope, limit: int = 20) -> list[dict[str, Any]]:
-    """The pairs of tags seen together most often."""
-    frm, params = scope.results(f"json_each({_VALID}, '$.tags') a",
-                                f"json_each({_VALID}, '$.tags') c")
-    return list(cache.iter_rows(
-        f"SELECT a.value AS first, c.value AS second, count(*) AS count {frm} "
-        "AND r.stage = 'summarize' AND r.status = 'ok' AND a.type = 'text' "
-        "AND c.type = 'text' AND a.value < c.value GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT ?",
-        [*params, limit]))
+    """The pairs of (top) tags seen together most often."""
+    pairs = summary_figures(cache, scope).pairs
+    return [{"first": a, "second": b, "count": n} for (a, b), n in _top(pairs, limit)]
 
 
-def word_counts(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
-    """Pages per word-count bucket (extracted text)."""
+def summarizers(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
+    """Summarizer and model of the summaries, most used first."""
+    models = summary_figures(cache, scope).models
+    return [{"summarizer": s, "model": m, "count": n} for (s, m), n in models.most_common(10)]
+
+
+def languages_and_words(cache: ResultCache, scope: Scope, limit: int = 20
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pages per language and per word-count bucket, in one pass over the extracted pages.
+
+    SQLite groups by (language, bucket): a few dozen rows, summed both ways here.
+    """
     frm, params = scope.results()
     cases = " ".join(
+        f"WHEN w IS NULL THEN NULL WHEN w <= {hi} THEN {i}" if i == 0 else
         f"WHEN w <= {hi} THEN {i}" if hi is not None else f"ELSE {i}"
         for i, (_, hi) in enumerate(WORD_BUCKETS))
-    found = {row["bucket"]: row["count"] for row in cache.iter_rows(
-        f"SELECT CASE {cases} END AS bucket, count(*) AS count FROM (SELECT "
-        f"CAST(json_extract(r.output, '$.word_count') AS INTEGER) AS w {frm} "
-        "AND r.stage = 'extract' AND r.status = 'ok' AND json_valid(r.output) "
-        "AND json_extract(r.output, '$.word_count') IS NOT NULL) GROUP BY 1", params)}
-    return [{"name": f"{lo:,}+" if hi is None else f"{lo:,}–{hi:,}",
-             "count": found.get(i, 0)} for i, (lo, hi) in enumerate(WORD_BUCKETS)]
+    languages: Counter[str] = Counter()
+    buckets: Counter[int] = Counter()
+    for row in cache.iter_rows(
+            f"SELECT lang, CASE {cases} END AS bucket, count(*) AS n FROM (SELECT "
+            "coalesce(json_extract(r.output, '$.language'), '(unknown)') AS lang, "
+            f"CAST(json_extract(r.output, '$.word_count') AS INTEGER) AS w {frm} "
+            "AND r.stage = 'extract' AND r.status = 'ok' AND json_valid(r.output)) "
+            "GROUP BY 1, 2", params):
+        languages[str(row["lang"])] += row["n"]
+        if row["bucket"] is not None:
+            buckets[row["bucket"]] += row["n"]
+    return (
+        [{"name": k, "count": n} for k, n in _top(languages, limit)],
+        [{"name": f"{lo:,}+" if hi is None else f"{lo:,}–{hi:,}", "count": buckets.get(i, 0)}
+         for i, (lo, hi) in enumerate(WORD_BUCKETS)])
 
 
 def media_figures(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
@@ -74,41 +88,31 @@ def media_figures(cache: ResultCache, scope: Scope) -> list[dict[str, Any]]:
 
 def collection(cache: ResultCache, scope: Scope) -> dict[str, Any]:
     """Tags, keywords, co-occurring tags, languages, content types, word counts, media."""
+    figures = summary_figures(cache, scope)
+    languages, words = languages_and_words(cache, scope)
     content_type = ("nullif(trim(substr(json_extract(r.output, '$.content_type'), 1, "
                     "instr(json_extract(r.output, '$.content_type') || ';', ';') - 1)), '')")
     return {
-        "tags": _top_values(cache, scope, "summarize", "$.tags", 30),
-        "keywords": _top_values(cache, scope, "summarize", "$.keywords", 20),
+        "tags": [{"name": k, "count": n} for k, n in _top(figures.tags, 30)],
+        "keywords": [{"name": k, "count": n} for k, n in _top(figures.keywords, 20)],
         "pairs": cooccurrence(cache, scope),
-        "languages": _grouped(cache, scope, "extract", "json_extract(r.output, '$.language')"),
+        "languages": languages,
         "content_types": _grouped(cache, scope, "fetch", f"lower({content_type})"),
-        "words": word_counts(cache, scope),
+        "words": words,
         "media": media_figures(cache, scope),
     }
 
 
 def llm_figures(cache: ResultCache, scope: Scope) -> dict[str, Any]:
     """Calls, tokens, latency median and p95, JSON-in-prompt fallbacks, chunked pages."""
-    frm, params = scope.results()
-    where = f"{frm} AND r.stage = 'summarize' AND r.status = 'ok' AND json_valid(r.output) " \
-        "AND json_type(r.output, '$.llm') = 'object'"
-    fresh = "" if scope.run is None else " AND r.run_id = ?"
-    fresh_params = [] if scope.run is None else [scope.run["id"]]
-    row = next(cache.iter_rows(
-        "SELECT count(*) AS pages, "
-        "coalesce(sum(json_extract(r.output, '$.llm.calls')), 0) AS calls, "
-        "coalesce(sum(json_extract(r.output, '$.llm.prompt_tokens')), 0) AS tokens_in, "
-        "coalesce(sum(json_extract(r.output, '$.llm.completion_tokens')), 0) AS tokens_out, "
-        "coalesce(sum(json_extract(r.output, '$.llm.prompt_json')), 0) AS prompt_json, "
-        "coalesce(sum(json_extract(r.output, '$.llm.repairs')), 0) AS repairs, "
-        "coalesce(sum(json_extract(r.output, '$.llm.parts') > 1), 0) AS chunked "
-        f"{where}{fresh}", [*params, *fresh_params]))
-    lat_frm, lat_params = scope.results(f"json_each({_VALID}, '$.llm.latency_ms') l")
-    lat_where = f"{lat_frm} AND r.stage = 'summarize' AND r.status = 'ok'{fresh}"
-    lat_params = [*lat_params, *fresh_params]
-    # Latencies grouped by value (one sort of a small set), then counted up.
-    counts = [(r["ms"], r["n"]) for r in cache.iter_rows(
-        f"SELECT l.value AS ms, count(*) AS n {lat_where} GROUP BY 1 ORDER BY 1", lat_params)]
+    figures = summary_figures(cache, scope)
+    sums = figures.llm
+    row: dict[str, Any] = {
+        "pages": sums["pages"], "calls": sums["calls"], "tokens_in": sums["prompt_tokens"],
+        "tokens_out": sums["completion_tokens"], "prompt_json": sums["prompt_json"],
+        "repairs": sums["repairs"], "chunked": sums["chunked"]}
+    # Latencies are counted by value: one sort of a small set, then counted up.
+    counts = sorted(figures.latencies.items())
     n = sum(c for _, c in counts)
     for name, q in (("latency_median_ms", 0.5), ("latency_p95_ms", 0.95)):
         row[name], seen, index = None, 0, min(n - 1, int(q * (n - 1) + 0.5))

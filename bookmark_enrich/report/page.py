@@ -27,7 +27,7 @@ from .collect import (
     stage_table,
     timeline,
 )
-from .collection import collection, llm_figures
+from .collection import collection, llm_figures, summarizers
 
 __all__ = ["render", "render_empty"]
 
@@ -300,7 +300,7 @@ def _llm(out: TextIO, cache: ResultCache, scope: Scope) -> None:
 def render(out: TextIO, cache: ResultCache, scope: Scope, *, cache_path: str,
            failures_limit: int, now: float) -> None:
     """The whole report for ``scope``, written to ``out`` as it is read."""
-    doc = overview(cache, scope)
+    doc = {**overview(cache, scope), "summarizers": summarizers(cache, scope)}
     _head(out, f"bookmark-enrich report: {doc['scope']}")
     out.write(f"<h1>bookmark-enrich report: {esc(doc['scope'])}</h1>"
               f'<p class="muted">Cache <code>{esc(cache_path)}</code>, generated '
