@@ -37,16 +37,27 @@ _PHRASE_MARKERS = (
     "make an offer on this domain",
 )
 
+_SERVICE_ANCHORS = (b"park", b"domain", b"bodis.com/", b"above.com/", b"afternic.com/")
+"""Every service marker holds one of these: most pages hold none, and skip the full scan."""
+_PHRASE_ANCHORS = (b"domain", b"parked")
+"""Every stock sentence holds one of these words, and stripping tags cannot make a word
+appear (a tag becomes a space): without them, no page needs its text worked out."""
+assert all(any(a.decode() in m for a in _SERVICE_ANCHORS) for m in _SERVICE_MARKERS)
+assert all(any(a.decode() in m for a in _PHRASE_ANCHORS) for m in _PHRASE_MARKERS)
+
 _TAGS = re.compile(rb"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", re.S | re.I)
 
 
 def parking_marker(body: bytes) -> str | None:
     """The parking marker found in an HTML ``body``, or None for an ordinary page."""
-    head = body[:_HEAD]
-    lowered = head.lower()
-    for marker in _SERVICE_MARKERS:
-        if marker.encode() in lowered:
-            return marker
+    # This runs for every page in the main process, so the common case is kept cheap.
+    lowered = body[:_HEAD].lower()
+    if any(anchor in lowered for anchor in _SERVICE_ANCHORS):
+        for marker in _SERVICE_MARKERS:
+            if marker.encode() in lowered:
+                return marker
+    if not any(anchor in lowered for anchor in _PHRASE_ANCHORS):
+        return None
     text = b" ".join(_TAGS.sub(b" ", lowered).split())
     if len(text) > _SHORT_TEXT:
         return None
