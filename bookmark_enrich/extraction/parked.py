@@ -37,13 +37,16 @@ _PHRASE_MARKERS = (
     "make an offer on this domain",
 )
 
-_SERVICE_ANCHORS = (b"park", b"domain", b"bodis.com/", b"above.com/", b"afternic.com/")
-"""Every service marker holds one of these: most pages hold none, and skip the full scan."""
-_PHRASE_ANCHORS = (b"domain", b"parked")
-"""Every stock sentence holds one of these words, and stripping tags cannot make a word
-appear (a tag becomes a space): without them, no page needs its text worked out."""
-assert all(any(a.decode() in m for a in _SERVICE_ANCHORS) for m in _SERVICE_MARKERS)
-assert all(any(a.decode() in m for a in _PHRASE_ANCHORS) for m in _PHRASE_MARKERS)
+_ANCHORS = (b"park", b"domain", b"bodis.com/", b"above.com/", b"afternic.com/")
+_SERVICE_BY_ANCHOR = {a: tuple(m for m in _SERVICE_MARKERS if a.decode() in m) for a in _ANCHORS}
+"""The service markers by a word each holds: most pages hold none, and skip the markers."""
+assert {m for ms in _SERVICE_BY_ANCHOR.values() for m in ms} == set(_SERVICE_MARKERS)
+_PHRASE_KEYS = ((b"parked",), (b"domain", b"sale"), (b"domain", b"buy"),
+                (b"domain", b"inquire"), (b"domain", b"offer"))
+"""Every stock sentence holds all the words of one key. Stripping tags cannot make a word
+appear (a tag becomes a space), so a page without them needs no text worked out."""
+assert all(any(all(k.decode() in p for k in key) for key in _PHRASE_KEYS)
+           for p in _PHRASE_MARKERS)
 
 _TAGS = re.compile(rb"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", re.S | re.I)
 
@@ -52,11 +55,12 @@ def parking_marker(body: bytes) -> str | None:
     """The parking marker found in an HTML ``body``, or None for an ordinary page."""
     # This runs for every page in the main process, so the common case is kept cheap.
     lowered = body[:_HEAD].lower()
-    if any(anchor in lowered for anchor in _SERVICE_ANCHORS):
-        for marker in _SERVICE_MARKERS:
-            if marker.encode() in lowered:
-                return marker
-    if not any(anchor in lowered for anchor in _PHRASE_ANCHORS):
+    for anchor, markers in _SERVICE_BY_ANCHOR.items():
+        if anchor in lowered:
+            for marker in markers:
+                if marker.encode() in lowered:
+                    return marker
+    if not any(all(word in lowered for word in key) for key in _PHRASE_KEYS):
         return None
     text = b" ".join(_TAGS.sub(b" ", lowered).split())
     if len(text) > _SHORT_TEXT:
