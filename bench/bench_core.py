@@ -5,8 +5,10 @@
 
 (a) pipeline throughput: 2,000 bookmarks, concurrency 32, tiny pages with 100 ms
     latency (an asyncio server), as a fraction of the ideal (concurrency / latency).
-(b) fetch+extract on the real pages of the shared corpus served with 100 ms latency,
-    against the extraction limit (trafilatura alone on one core x cores).
+(b) fetch+extract on 500 real pages (the shared corpus, repeated with distinct
+    queries) served with 100 ms latency, against the extraction limit measured in the
+    same run (cores / trafilatura's own CPU per page), with the main process's and the
+    workers' CPU per page and the rate the CPU allows (--profile: cProfile it).
 (c) a fully cached re-run, bookmarks per second.
 (d) peak RSS for 10,000 vs 1,000,000 input lines with fetching stubbed.
 """
