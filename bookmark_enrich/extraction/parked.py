@@ -37,16 +37,31 @@ _PHRASE_MARKERS = (
     "make an offer on this domain",
 )
 
+_ANCHORS = (b"park", b"domain", b"bodis.com/", b"above.com/", b"afternic.com/")
+_SERVICE_BY_ANCHOR = {a: tuple(m for m in _SERVICE_MARKERS if a.decode() in m) for a in _ANCHORS}
+"""The service markers by a word each holds: most pages hold none, and skip the markers."""
+assert {m for ms in _SERVICE_BY_ANCHOR.values() for m in ms} == set(_SERVICE_MARKERS)
+_PHRASE_KEYS = ((b"parked",), (b"domain", b"sale"), (b"domain", b"buy"),
+                (b"domain", b"inquire"), (b"domain", b"offer"))
+"""Every stock sentence holds all the words of one key. Stripping tags cannot make a word
+appear (a tag becomes a space), so a page without them needs no text worked out."""
+assert all(any(all(k.decode() in p for k in key) for key in _PHRASE_KEYS)
+           for p in _PHRASE_MARKERS)
+
 _TAGS = re.compile(rb"<script\b.*?</script>|<style\b.*?</style>|<[^>]+>", re.S | re.I)
 
 
 def parking_marker(body: bytes) -> str | None:
     """The parking marker found in an HTML ``body``, or None for an ordinary page."""
-    head = body[:_HEAD]
-    lowered = head.lower()
-    for marker in _SERVICE_MARKERS:
-        if marker.encode() in lowered:
-            return marker
+    # This runs for every page in the main process, so the common case is kept cheap.
+    lowered = body[:_HEAD].lower()
+    for anchor, markers in _SERVICE_BY_ANCHOR.items():
+        if anchor in lowered:
+            for marker in markers:
+                if marker.encode() in lowered:
+                    return marker
+    if not any(all(word in lowered for word in key) for key in _PHRASE_KEYS):
+        return None
     text = b" ".join(_TAGS.sub(b" ", lowered).split())
     if len(text) > _SHORT_TEXT:
         return None

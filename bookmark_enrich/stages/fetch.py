@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import mimetypes
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -76,15 +77,32 @@ class FetchStage(Stage):
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None,
                  resolver: Resolver | None = None):
         super().__init__(settings)
+        self._policy = NetworkPolicy.from_settings(settings.allow_private_network,
+                                                   settings.allow_hosts)
+        self._transport, self._resolver = transport, resolver
+        self._clients: list[httpx.AsyncClient] = []
+        self._turn: Iterator[httpx.AsyncClient] = iter(())
+        self.file_roots = [Path(root).resolve() for root in settings.allow_file_roots]
+        self.hosts = _HostLimits(settings.per_host)
+        self.bytes_read = 0
+
+    @property
+    def clients(self) -> list[httpx.AsyncClient]:
+        """The HTTP clients, made on first use: a fully cached run fetches nothing, and
+        making them (TLS context, pools) cost ~35 ms of its start (bench_startup c)."""
+        if not self._clients:
+            self._clients = self._make_clients()
+        return self._clients
+
+    def _make_clients(self) -> list[httpx.AsyncClient]:
+        settings = self.settings
         # httpcore's pool scans every connection for every queued request, which
         # turns quadratic at high concurrency; several small pools used in turn
         # keep keep-alive reuse and make that scan cheap (measured: bench part a).
         shards = max(1, -(-settings.concurrency // _POOL_SIZE))
         per_pool = -(-settings.concurrency // shards)
         limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        policy = NetworkPolicy.from_settings(settings.allow_private_network,
-                                             settings.allow_hosts)
-        self.clients = [
+        return [
             httpx.AsyncClient(
                 follow_redirects=True,
                 max_redirects=settings.max_redirects,
@@ -96,16 +114,12 @@ class FetchStage(Stage):
                               "text/plain;q=0.9,text/markdown;q=0.9,*/*;q=0.5",
                 },
                 # Every connection, redirect hops included, goes through the policy.
-                transport=transport or policy_transport(policy, limits=limits,
-                                                        resolver=resolver),
+                transport=self._transport or policy_transport(
+                    self._policy, limits=limits, resolver=self._resolver),
                 trust_env=False,
             )
             for _ in range(shards)
         ]
-        self._turn = itertools.cycle(self.clients)
-        self.file_roots = [Path(root).resolve() for root in settings.allow_file_roots]
-        self.hosts = _HostLimits(settings.per_host)
-        self.bytes_read = 0
 
     def fingerprint(self) -> str:
         return fingerprint_of(self.name, self.version)
@@ -138,6 +152,8 @@ class FetchStage(Stage):
 
     async def _get_once(self, url: str) -> tuple[dict[str, Any], Page | None]:
         try:
+            if not self._clients:
+                self._turn = itertools.cycle(self.clients)
             async with next(self._turn).stream("GET", url) as resp:
                 status = resp.status_code
                 problem = error_for_status(status, resp.headers)
@@ -230,5 +246,5 @@ class FetchStage(Stage):
         return {"downloaded": f"{self.bytes_read / 1e6:.1f} MB"}
 
     async def aclose(self) -> None:
-        for client in self.clients:
+        for client in self._clients:
             await client.aclose()
