@@ -214,6 +214,14 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(
         10.0, gt=0, description="Connect timeout per request, seconds.")
     read_timeout: float = Field(30.0, gt=0, description="Read timeout per request, seconds.")
+    fetch_deadline: float = Field(
+        60.0, gt=0, description="Total seconds for one page fetch, every attempt and wait "
+        "included; a server that never answers or trickles bytes is cut here (reason "
+        "`deadline`).")
+    host_failures: int = Field(
+        3, ge=0, le=100, description="Connect failures, timeouts or deadline hits in a row "
+        "after which a host's other bookmarks fail at once in this run (reason "
+        "`host_unreachable`; 0: never).")
     max_page_mb: float = Field(
         10.0, gt=0, description="Abort pages larger than this while downloading, MB.")
     max_document_mb: float = Field(

@@ -1,0 +1,81 @@
+"""Servers that never finish an answer: one accepts and stays silent, one trickles.
+
+Each runs an asyncio loop in a thread (or, with :func:`serve`, in a child process
+for benchmarks) on 127.0.0.1; ``requests`` counts the requests that arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from typing import Any
+
+__all__ = ["StallServer", "serve"]
+
+
+class StallServer:
+    """``mode`` "silent": read the request, never answer. "trickle": send headers
+    promising a large page, then one byte every ``interval`` seconds."""
+
+    def __init__(self, mode: str, interval: float = 1.0) -> None:
+        self.mode = mode
+        self.interval = interval
+        self.requests = 0
+        self.base = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def start(self) -> StallServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            self.requests += 1
+            if self.mode == "trickle":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                             b"Content-Length: 100000\r\n\r\n")
+                while True:
+                    await writer.drain()
+                    await asyncio.sleep(self.interval)
+                    writer.write(b"x")
+            await reader.read()  # silent: until the client hangs up
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
+        self.base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        self._loop.run_forever()
+
+
+def serve(mode: str, interval: float = 1.0) -> Any:
+    """Start a server in a child process; its ``base`` attribute is the base URL."""
+    proc = subprocess.Popen([sys.executable, __file__, mode, str(interval)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.base = proc.stdout.readline().strip()  # type: ignore[attr-defined]
+    return proc
+
+
+if __name__ == "__main__":
+    srv = StallServer(sys.argv[1], float(sys.argv[2])).start()
+    print(srv.base, flush=True)
+    threading.Event().wait()
