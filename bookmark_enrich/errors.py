@@ -12,6 +12,7 @@ __all__ = [
     "EXIT_LOCKED",
     "EXIT_OK",
     "EXIT_SERVICE",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "BookmarkEnrichError",
     "CacheError",
@@ -21,6 +22,7 @@ __all__ = [
     "ServiceUnavailable",
     "StageError",
     "UsageError",
+    "exit_for_signal",
 ]
 
 EXIT_OK = 0
@@ -29,6 +31,7 @@ EXIT_USAGE = 2
 EXIT_SERVICE = 3
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 EXIT_BROKEN_PIPE = 141
 
 EXIT_CODES: dict[int, str] = {
@@ -42,9 +45,17 @@ EXIT_CODES: dict[int, str] = {
     EXIT_LOCKED: "Another run holds the cache (EX_TEMPFAIL); try again later or pass "
     "`--wait-lock`.",
     EXIT_INTERRUPTED: "Stopped by Ctrl-C (SIGINT); the next run resumes.",
+    EXIT_TERMINATED: "Stopped by SIGTERM (a service manager, `kill`); the next run resumes.",
     EXIT_BROKEN_PIPE: "The reader of stdout went away (`| head`).",
 }
 """Every exit code the CLI uses and what it means; the docs are generated from this."""
+
+_SIGTERM = 15
+
+
+def exit_for_signal(signum: int | None) -> int:
+    """The exit code of a run stopped by ``signum``: 143 for SIGTERM, else 130."""
+    return EXIT_TERMINATED if signum == _SIGTERM else EXIT_INTERRUPTED
 
 
 class BookmarkEnrichError(Exception):

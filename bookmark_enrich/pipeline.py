@@ -27,16 +27,19 @@ from .events import (
     RunStats,
     StageDone,
     Subscriber,
+    Tick,
 )
 from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
 from .reasons import RECHECKED_EVERY_RUN
 from .settings import Settings
 from .stages.base import Stage, StageContext, TagHintProvider
+from .workers import shutdown_pool
 
 __all__ = ["Pipeline", "build_record", "preflight", "record_status"]
 
 _CHUNK = 256
 _DONE = object()
+_TICK = 1.0
 
 Sink = Callable[[dict[str, Any]], None]
 Executor = Callable[[Bookmark, dict[str, StageOutcome], set[str]],
@@ -154,6 +157,10 @@ class Pipeline:
         self._inflight: dict[str, asyncio.Future[dict[str, StageOutcome]]] = {}
         self._stopping = False
         self._abandon = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._running: dict[str, tuple[str, float]] = {}
+        """Bookmarks being processed: key → (url, monotonic start)."""
         self._stop_reading = threading.Event()
         self._fatal: BaseException | None = None
 
@@ -231,17 +238,21 @@ class Pipeline:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._inflight[bookmark.key] = future
+        self._running[bookmark.key] = (bookmark.url, time.monotonic())
         try:
             outcomes = await self.execute(bookmark, usable, to_run)
             for outcome in outcomes.values():
                 outcome.payload = None  # page bodies go no further than this bookmark
             self.cache.put(bookmark, outcomes, self.run_id, self.source_location)
             future.set_result(outcomes)
-        except BaseException:
+        except BaseException as exc:
             future.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                self.stats.unfinished += 1  # not cached: the next run does it
             raise
         finally:
             del self._inflight[bookmark.key]
+            self._running.pop(bookmark.key, None)
         self._finish(bookmark, outcomes)
 
     async def execute_local(self, bookmark: Bookmark, cached: dict[str, StageOutcome],
@@ -386,23 +397,26 @@ class Pipeline:
                    for _ in range(self.settings.concurrency)]
         reader = threading.Thread(target=self._read_chunks, args=(items, loop, chunks),
                                   name="bookmark-reader", daemon=True)
-        self._install_signals(loop, workers)
+        body = asyncio.create_task(self._drive(chunks, work, workers))
+        self._tasks = [body, *workers, asyncio.create_task(self._tick())]
+        self._install_signals(loop)
         reader.start()
         try:
-            await self._consume(chunks, work)
-            for _ in workers:
-                await work.put(_DONE)
-            await asyncio.gather(*workers, return_exceptions=not self._abandon)
+            await body
         except asyncio.CancelledError:
             if not self._abandon:
                 raise
         finally:
             self._stop_reading.set()
-            for task in workers:
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+            for task in self._tasks:
                 task.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.gather(*workers, return_exceptions=True)
+                await asyncio.gather(*self._tasks, return_exceptions=True)
             self._remove_signals(loop)
+            if self._stopping:
+                shutdown_pool(kill=True)  # extraction still running for cancelled bookmarks
             self.cache.flush()
             self.stats.wall_seconds = time.monotonic() - started
             self.stats.interrupted = self._stopping and self._fatal is None
@@ -414,6 +428,22 @@ class Pipeline:
             raise self._fatal
         self.emit(RunFinished(self.stats))
         return self.stats
+
+    async def _tick(self) -> None:
+        """Every second, what is in flight (log lines use it when nothing finishes)."""
+        while True:
+            await asyncio.sleep(_TICK)
+            now = time.monotonic()
+            oldest = min(self._running.values(), key=lambda v: v[1], default=None)
+            self.emit(Tick(len(self._running), oldest[0] if oldest else None,
+                           now - oldest[1] if oldest else 0.0))
+
+    async def _drive(self, chunks: asyncio.Queue[Any], work: asyncio.Queue[Any],
+                     workers: list[asyncio.Task[None]]) -> None:
+        await self._consume(chunks, work)
+        for _ in workers:
+            await work.put(_DONE)
+        await asyncio.gather(*workers, return_exceptions=True)
 
     async def _consume(self, chunks: asyncio.Queue[Any], work: asyncio.Queue[Any]) -> None:
         while True:
@@ -430,27 +460,39 @@ class Pipeline:
             await self._dispatch(chunk, work)
 
     # -------------------------------------------------------------- signals
-    def request_stop(self) -> None:
-        """First Ctrl-C: stop taking work. Second: abandon what is in flight."""
+    def request_stop(self, signum: int | None = None) -> None:
+        """First signal: take no new work, give in-flight bookmarks the grace period,
+        then cancel them. Second: abandon what is in flight now."""
         if self._stopping:
-            self._abandon = True
+            self.abandon()
+            return
         self._stopping = True
         self._stop_reading.set()
+        if signum is not None:
+            self.stats.stop_signal = signum
+            grace = self.settings.grace
+            self.emit(Notice(f"stopping: {len(self._running)} in flight, finishing "
+                             f"for up to {grace:g} s; Ctrl-C again to abandon", "warning"))
+            loop = asyncio.get_running_loop()
+            self._grace_timer = loop.call_later(grace, self.abandon)
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop,
-                         workers: list[asyncio.Task[None]]) -> None:
-        def handler() -> None:
-            self.request_stop()
-            if self._abandon:
-                for task in workers:
-                    task.cancel()
+    def abandon(self) -> None:
+        """Cancel the bookmarks in flight (they are left for the next run) and end the run."""
+        self._stopping = True
+        self._stop_reading.set()
+        if self._abandon:
+            return
+        self._abandon = True
+        for task in self._tasks:
+            task.cancel()
 
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         self._signals: list[int] = []
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, handler)
+                loop.add_signal_handler(sig, self.request_stop, sig)
                 self._signals.append(sig)
             except (NotImplementedError, RuntimeError):
                 pass

@@ -259,7 +259,14 @@ class Settings(BaseSettings):
     retry_failed: bool = Field(False, description="Redo stages that failed before.")
     strict: bool = Field(False, description="Stop at the first malformed record (exit 2).")
     log_interval: float = Field(
-        10.0, gt=0, description="Seconds between progress lines when stderr is not a terminal.")
+        10.0, gt=0, description="Seconds between progress lines when stderr is not a "
+        "terminal (printed even when nothing finishes).")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Progress lines without a terminal: text, or one JSON object "
+        "per line for log collectors.")
+    grace: float = Field(
+        10.0, ge=0, description="Seconds in-flight bookmarks get to finish after the first "
+        "Ctrl-C or SIGTERM; then they are cancelled and left for the next run.")
 
     # --- Security (BOOKMARK_ENRICH_*) -----------------------------------------
     allow_private_network: bool = Field(

@@ -186,15 +186,26 @@ async def _watch_task(pool: concurrent.futures.ProcessPoolExecutor,
     """
     done, _ = await asyncio.wait({future}, timeout=limit)
     while not done:
-        noted = _started(running)
-        if noted is not None and time.time() - noted[1] > limit + _GRACE:
-            with open(killed, "w"):
-                pass
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(noted[0], signal.SIGKILL)
+        if _kill_overdue(running, killed, limit):
             _wake(pool)
         done, _ = await asyncio.wait({future}, timeout=_POLL)
     return future.result()
+
+
+def _kill_overdue(running: str, killed: str, limit: float) -> bool:
+    """Kill the worker of a task running past ``limit`` + grace; whether it did."""
+    noted = _started(running)
+    if noted is None or time.time() - noted[1] <= limit + _GRACE:
+        return False
+    with open(killed, "w"):
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(noted[0], signal.SIGKILL)
+    return True
+
+
+def _was_killed(mark: str) -> bool:
+    return os.path.exists(mark)
 
 
 def _wake(pool: concurrent.futures.ProcessPoolExecutor) -> None:
@@ -230,7 +241,7 @@ async def run_cpu_limited(processes: int, limit: float, func: Callable[..., T],
             return await _watch_task(pool, future, limit, task + ".run", task + ".killed")
         except BrokenProcessPool:
             _reset(pool)
-            if os.path.exists(task + ".killed"):
+            if _was_killed(task + ".killed"):
                 raise TimeLimitExceeded(f"over {limit:g} s; its worker was killed") from None
             if not _killed_on_purpose(pool):
                 raise

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import EXIT_FAILURES, EXIT_INTERRUPTED, BookmarkEnrichError, UsageError
+from ..errors import EXIT_FAILURES, BookmarkEnrichError, UsageError, exit_for_signal
 from .console import err, say, subscribers
 from .context import SourceSpec, given, settings_from_ctx, writeback_options
 from .exits import exits
@@ -28,8 +28,11 @@ from .options import (
     CreateColumnsOpt,
     DocumentTimeoutOpt,
     DryRunOpt,
+    FetchDeadlineOpt,
     ForceOpt,
     FormatOpt,
+    GraceOpt,
+    HostFailuresOpt,
     IdColumnOpt,
     IncludeTextOpt,
     InputFormatOpt,
@@ -38,6 +41,8 @@ from .options import (
     LlmConcurrencyOpt,
     LlmTimeoutOpt,
     LlmUrlOpt,
+    LogFormatOpt,
+    LogIntervalOpt,
     LowercaseTagsOpt,
     MaxDocumentOpt,
     MaxDocumentPagesOpt,
@@ -109,6 +114,9 @@ def run(
     output_format: FormatOpt = "jsonl",
     include_text: IncludeTextOpt = False,
     quiet: QuietOpt = False,
+    log_interval: LogIntervalOpt = None,
+    log_format: LogFormatOpt = None,
+    grace: GraceOpt = None,
     cache: CacheOpt = None,
     force: ForceOpt = False,
     retry_failed: RetryFailedOpt = False,
@@ -118,6 +126,8 @@ def run(
     per_host: PerHostOpt = None,
     read_timeout: TimeoutOpt = None,
     retries: RetriesOpt = None,
+    fetch_deadline: FetchDeadlineOpt = None,
+    host_failures: HostFailuresOpt = None,
     max_page_mb: MaxPageOpt = None,
     allow_private_network: AllowPrivateOpt = False,
     allow_hosts: AllowHostOpt = None,
@@ -205,7 +215,7 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
         try:
             stats = asyncio.run(_enrich(
                 src, settings, sink=sink if writer is None else writer.wrap(sink),
-                subscribers=subscribers(settings.log_interval, quiet),
+                subscribers=subscribers(settings.log_interval, quiet, settings.log_format),
                 url_field=spec.url_field, keep_going=keep_going, queue=queue))
             committed = True
             if writer is not None:
@@ -218,15 +228,16 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
             if writer is not None:
                 writer.close()
             src.close()
-    if not quiet:
+    failures = bool(stats.failed or stats.partial or stats.fatal_issues)
+    if not quiet or failures or stats.interrupted:
         print_summary(err, stats)
-        if writer is not None and late is None:
-            say(writer.summary_line())
+    if not quiet and writer is not None and late is None:
+        say(writer.summary_line())
     if late is not None:
         raise late
     if stats.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    if stats.failed or stats.partial or stats.fatal_issues:
+        raise typer.Exit(exit_for_signal(stats.stop_signal))
+    if failures:
         raise typer.Exit(EXIT_FAILURES)
 
 
@@ -305,6 +316,7 @@ def worker(
     queue_name: QueueNameOpt = "bookmark-enrich",
     concurrency: ConcurrencyOpt = None,
     per_host: PerHostOpt = None,
+    grace: GraceOpt = None,
     idle_timeout: Annotated[float, typer.Option(
         "--idle-timeout", min=0.5, metavar="<seconds>", rich_help_panel=QUEUE,
         help="Seconds after which a message held by a dead worker goes to another one.")
@@ -314,7 +326,8 @@ def worker(
 
     Services (LLM, Cobalt, S3) come from this worker's environment and .env; results
     go back to the coordinator (`run SOURCE --queue URL`), which writes the cache.
-    SIGTERM or Ctrl-C: finish what runs and hand back the rest; twice: hand back now.
+    SIGTERM or Ctrl-C: finish what runs for up to --grace seconds and hand back the
+    rest; twice: hand back now.
     """
     from ..queue import run_worker  # needs the [queue] extra
 
