@@ -87,6 +87,7 @@ class ResultCache:
         self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._pending_outcomes: dict[str, dict[str, StageOutcome]] = {}
         self._pending_records: dict[str, tuple[Any, ...]] = {}
+        self._pending_seen: dict[str, float] = {}
         self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ schema
@@ -224,9 +225,16 @@ class ResultCache:
             )
         self.maybe_flush()
 
+    def seen(self, keys: Iterable[str]) -> None:
+        """Note that this run saw these bookmarks (answered from the cache): ``last_seen``."""
+        now = time.time()
+        self._pending_seen.update(dict.fromkeys(keys, now))
+        self.maybe_flush()
+
     def maybe_flush(self) -> None:
-        if len(self._pending) + len(self._pending_records) >= _FLUSH_ROWS or (
-            (self._pending or self._pending_records)
+        if len(self._pending) + len(self._pending_records) + len(self._pending_seen) \
+                >= _FLUSH_ROWS or (
+            (self._pending or self._pending_records or self._pending_seen)
             and time.monotonic() - self._last_flush >= _FLUSH_SECONDS
         ):
             self.flush()
@@ -234,12 +242,15 @@ class ResultCache:
     def flush(self) -> None:
         """Commit everything queued, in one transaction."""
         self._last_flush = time.monotonic()
-        if not self._pending and not self._pending_records:
+        if not self._pending and not self._pending_records and not self._pending_seen:
             return
         rows = list(self._pending.values())
         records = list(self._pending_records.values())
         with damage_is_cache_error(self.path), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
+            if self._pending_seen:
+                self.conn.executemany("UPDATE bookmarks SET last_seen = ? WHERE key = ?",
+                                      [(t, k) for k, t in self._pending_seen.items()])
             if rows:
                 self.conn.executemany(
                     f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) "
@@ -258,6 +269,7 @@ class ResultCache:
         self._pending.clear()
         self._pending_outcomes.clear()
         self._pending_records.clear()
+        self._pending_seen.clear()
 
     # ---------------------------------------------------------------- queries
     def iter_rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:

@@ -159,8 +159,7 @@ class Pipeline:
         self._abandon = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._grace_timer: asyncio.TimerHandle | None = None
-        self._running: dict[str, tuple[str, float]] = {}
-        """Bookmarks being processed: key → (url, monotonic start)."""
+        self._running: dict[str, tuple[str, float]] = {}  # key → (url, monotonic start)
         self._stop_reading = threading.Event()
         self._fatal: BaseException | None = None
 
@@ -362,22 +361,25 @@ class Pipeline:
             return
         found = self.cache.lookup([b.key for b in bookmarks],
                                   with_text=self.settings.include_text)
+        seen: list[str] = []
         for bookmark in bookmarks:
             if self._stopping:
-                return
+                break
             future = self._inflight.get(bookmark.key)
             if future is not None:
                 await work.put((bookmark, None, future))
                 continue
             cached = found.get(bookmark.key, {})
             if cached and not self.plan(cached):
-                # Its record is in the cache since it was first processed: nothing to write.
+                # Its record is in the cache since it was first processed: only when seen.
+                seen.append(bookmark.key)
                 self._finish(bookmark, cached)
                 continue
             # Register before queueing so a duplicate later in this chunk follows it.
             placeholder: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._inflight[bookmark.key] = placeholder
             await work.put((bookmark, cached, None))
+        self.cache.seen(seen)
 
     async def run(
         self,
@@ -414,7 +416,8 @@ class Pipeline:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._remove_signals(loop)
+            for sig in self._signals:
+                loop.remove_signal_handler(sig)
             if self._stopping:
                 shutdown_pool(kill=True)  # extraction still running for cancelled bookmarks
             self.cache.flush()
@@ -478,11 +481,8 @@ class Pipeline:
 
     def abandon(self) -> None:
         """Cancel the bookmarks in flight (they are left for the next run) and end the run."""
-        self._stopping = True
+        self._stopping = self._abandon = True
         self._stop_reading.set()
-        if self._abandon:
-            return
-        self._abandon = True
         for task in self._tasks:
             task.cancel()
 
@@ -496,7 +496,3 @@ class Pipeline:
                 self._signals.append(sig)
             except (NotImplementedError, RuntimeError):
                 pass
-
-    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in self._signals:
-            loop.remove_signal_handler(sig)

@@ -90,7 +90,13 @@ class RichProgress:
             detail = (f"[green]ok {self.counts['ok']}[/] [cyan]cached {self.counts['cached']}[/] "
                       f"[red]failed {self.counts['failed']}[/] {rate:.1f}/s")
             self.progress.update(self.overall, advance=1, detail=detail)
+        elif isinstance(event, InputProblem) and self.overall is not None:
+            self.progress.update(self.overall, advance=1)  # a record, though a bad one
         elif isinstance(event, RunFinished):
+            if self.overall is not None and not event.stats.interrupted:
+                # An estimate off by a few (a record over two lines) still ends full.
+                done = self.progress.tasks[self.overall].completed
+                self.progress.update(self.overall, total=done, completed=done)
             self.progress.stop()
 
 
