@@ -436,6 +436,7 @@ class Pipeline:
         """Every second, what is in flight (log lines use it when nothing finishes)."""
         while True:
             await asyncio.sleep(_TICK)
+            self.cache.maybe_flush()  # what finished is committed even when nothing else does
             now = time.monotonic()
             oldest = min(self._running.values(), key=lambda v: v[1], default=None)
             self.emit(Tick(len(self._running), oldest[0] if oldest else None,

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from .extraction import warm_up
+from .lifeline import die_with_parent
 
 __all__ = ["BrokenProcessPool", "TimeLimitExceeded", "run_cpu", "run_cpu_limited",
            "shutdown_pool"]
@@ -40,7 +40,6 @@ _GRACE = 5.0
 """Seconds past the limit before a worker stuck where signals cannot reach it is killed."""
 _POLL = 0.05
 """Seconds between the parent's looks at a limited task that has run past its limit."""
-_PR_SET_PDEATHSIG = 1
 
 
 class TimeLimitExceeded(Exception):
@@ -48,20 +47,16 @@ class TimeLimitExceeded(Exception):
 
 
 def _die_with(parent: int) -> None:
-    """Pool initializer: exit when the run's process is gone, then warm up."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+    """Pool initializer: exit when the run's process is gone, then warm up.
 
-        # The forkserver (our parent here) exits when the run dies; the kernel then
-        # kills us, even when stuck in C code holding the GIL.
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    On Linux the kernel kills us when the forkserver (our parent) dies, which it
+    does with the run (see :mod:`lifeline`), even when stuck in C code holding the
+    GIL; everywhere a thread also watches the run's process.
+    """
+    die_with_parent()
     if os.getppid() == 1 or not _alive(parent):
         os._exit(1)  # the run died before we got here
-    if not sys.platform.startswith("linux"):
-        threading.Thread(target=_watch, args=(parent,), name="parent-watch",
-                         daemon=True).start()
+    threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
     warm_up()
 
 
@@ -90,7 +85,8 @@ def _get_pool(processes: int) -> concurrent.futures.ProcessPoolExecutor:
         # forkserver: workers fork from a clean process, never from our threads.
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            ctx.set_forkserver_preload(["bookmark_enrich.extraction", "pypdfium2"])
+            ctx.set_forkserver_preload(["bookmark_enrich.lifeline", "bookmark_enrich.extraction",
+                                        "pypdfium2"])
         _pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes, mp_context=ctx, initializer=_die_with,
             initargs=(os.getpid(),),

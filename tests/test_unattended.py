@@ -3,6 +3,7 @@ cron-friendly output, a true run history, and file: bookmarks read safely."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -31,6 +32,70 @@ def trickle() -> Iterator[StallServer]:
     server = StallServer("trickle", interval=0.2).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def slow_pages() -> Iterator[PageServer]:
+    server = PageServer(latency=0.2).start()
+    yield server
+    server.stop()
+
+
+def start(source: Path, cache: Path, *extra: str,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **CORE_ONLY, "BOOKMARK_ENRICH_CACHE": str(cache), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "bookmark_enrich", "run", str(source), "--concurrency", "4",
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def wait_for_rows(cache: Path, n: int, timeout: float = 60) -> None:
+    """Until the run has extracted ``n`` bookmarks (so its process pool is up)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cache.exists():
+            try:
+                with sqlite3.connect(cache) as db:
+                    if db.execute("SELECT count(*) FROM results WHERE stage='extract'"
+                                  ).fetchone()[0] >= n:
+                        return
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError("the run made no progress")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    parents[int(entry)] = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    still = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                    still.add(pid)
+        except OSError:
+            continue
+    return still
 
 
 def reasons(records: list[dict], stage: str = "fetch") -> dict[str, str | None]:
@@ -93,3 +158,148 @@ def test_file_bookmarks_read_only_regular_files(tmp_path: Path, pages: PageServe
 def test_a_device_is_not_read(tmp_path: Path) -> None:
     records, _ = run_library(["file:///dev/zero"], allow_file_roots=["/dev"])
     assert reasons(records)["file:///dev/zero"] == "not_a_file"
+
+
+# ---------------------------------------------------------------------- stops
+def test_sigterm_stops_within_the_grace_and_the_next_run_finishes_the_rest(
+        silent: StallServer, pages: PageServer, tmp_path: Path) -> None:
+    good = [pages.url(f"/article/term{i}") for i in range(6)]
+    stuck = [silent.url(f"/hang/{i}") for i in range(4)]
+    source = tmp_path / "urls.txt"
+    source.write_text("\n".join([*good, *stuck]) + "\n")
+    cache = tmp_path / "term.sqlite"
+    proc = start(source, cache, "--grace", "1", "--fetch-deadline", "600",
+                 "--timeout", "600")
+    wait_for_rows(cache, 6)  # the good ones are done; the stuck ones hang
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    stopped_after = time.monotonic() - sent
+    assert proc.returncode == 143, err
+    assert b"stopping: " in err and b"in flight" in err and b"Traceback" not in err
+    assert stopped_after < 3 * (1 + 2)
+    first = jsonl(out)
+    assert {r["url"] for r in first} == set(good)
+    with sqlite3.connect(cache) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # Cancelled bookmarks are not cached as failures: the next run does them.
+        assert db.execute("SELECT count(*) FROM results WHERE stage='fetch' "
+                          "AND status='failed'").fetchone()[0] == 0
+    hits = {u: pages.hits[u.removeprefix(pages.base)] for u in good}
+    proc = start(source, cache, "-q", "--fetch-deadline", "1", "--timeout", "0.5")
+    out, err = proc.communicate(timeout=120)
+    second = by_url(jsonl(out))
+    assert set(second) == {*good, *stuck}
+    assert all(second[u]["cached"] for u in good)
+    assert hits == {u: pages.hits[u.removeprefix(pages.base)] for u in good}
+    assert {second[u]["stages"]["fetch"]["reason"] for u in stuck} <= {
+        "timeout", "deadline", "host_unreachable"}
+
+
+def test_a_second_signal_abandons_at_once(silent: StallServer, tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text("".join(silent.url(f"/hang/{i}") + "\n" for i in range(3)))
+    cache = tmp_path / "twice.sqlite"
+    proc = start(source, cache, "--grace", "600", "--fetch-deadline", "600",
+                 "--timeout", "600", "--log-interval", "0.2")
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the heartbeat shows the run is in flight
+        if b"in flight" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    for line in proc.stderr:
+        if line.startswith(b"stopping: "):
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)  # far sooner than the 600 s grace
+    assert proc.returncode == 130
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts processes in /proc")
+def test_kill_9_of_a_run_leaves_no_process_behind(slow_pages: PageServer,
+                                                  tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text("".join(slow_pages.url(f"/article/o{i}") + "\n" for i in range(200)))
+    cache = tmp_path / "orphans.sqlite"
+    proc = start(source, cache, env={"BOOKMARK_ENRICH_EXTRACT_PROCESSES": "2"})
+    wait_for_rows(cache, 3)
+    ours = descendants(proc.pid)
+    assert ours  # the forkserver, its workers, the resource tracker
+    proc.kill()
+    proc.communicate()
+    end = time.monotonic() + 3 * 2
+    while alive(ours) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not alive(ours)
+
+
+# ----------------------------------------------------------------- output
+def test_quiet_prints_nothing_on_success(pages: PageServer, tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text(f"# my links\n\n{pages.url('/article/q1')}\n")
+    result = cli("run", str(source), "--quiet", env={
+        "ENABLE_AI_SUMMARIZATION": "true", "BOOKMARK_ENRICH_SUMMARIZER": "builtin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    assert len(jsonl(result.stdout)) == 1
+
+
+def test_quiet_prints_the_summary_when_something_failed(pages: PageServer,
+                                                        tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text(pages.url("/status/404") + "\n")
+    result = cli("run", str(source), "-q")
+    assert result.returncode == 1
+    assert b"not_found" in result.stderr
+
+
+def test_log_lines_count_bookmarks_not_lines_and_can_be_json(pages: PageServer,
+                                                              tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text("# comment\n\n" + "".join(pages.url(f"/article/j{i}") + "\n"
+                                                for i in range(3)) + "\n# end\n")
+    result = cli("run", str(source), "--log-format", "json", "--log-interval", "0.01")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.decode().splitlines()
+             if line.startswith("{")]
+    assert lines[0]["event"] == "started" and lines[0]["total"] == 3
+
+
+def test_a_heartbeat_is_printed_while_nothing_finishes(silent: StallServer,
+                                                       tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text(silent.url("/hang/beat") + "\n")
+    proc = start(source, tmp_path / "beat.sqlite", "--log-interval", "0.2",
+                 "--fetch-deadline", "600", "--timeout", "600")
+    assert proc.stderr is not None
+    beats = []
+    for line in proc.stderr:
+        if b"progress: 0/1 bookmarks" in line:
+            beats.append(line)
+            if len(beats) == 2:
+                break
+    proc.kill()
+    proc.communicate()
+    assert b"1 in flight, oldest " + silent.url("/hang/beat").encode() in beats[-1]
+
+
+# ---------------------------------------------------------------- history
+def test_runs_shows_a_killed_run_and_show_follows_last_seen(
+        slow_pages: PageServer, tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text("".join(slow_pages.url(f"/article/h{i}") + "\n" for i in range(100)))
+    cache = tmp_path / "history.sqlite"
+    proc = start(source, cache)
+    wait_for_rows(cache, 3)
+    proc.kill()
+    proc.communicate()
+    env = {"BOOKMARK_ENRICH_CACHE": str(cache)}
+    runs = jsonl(cli("runs", "--json", env=env).stdout)
+    assert runs[0]["status"] == "killed" and runs[0]["total"] >= 3
+
+    one = tmp_path / "one.txt"
+    one.write_text(slow_pages.url("/article/h0") + "\n")
+    first = json.loads(cli("show", slow_pages.url("/article/h0"), "--json", env=env).stdout)
+    assert cli("run", str(one), "-q", env=env).returncode == 0
+    again = json.loads(cli("show", slow_pages.url("/article/h0"), "--json", env=env).stdout)
+    assert again["bookmark"]["last_seen"] > first["bookmark"]["last_seen"]

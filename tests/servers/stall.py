@@ -37,8 +37,17 @@ class StallServer:
         return self
 
     def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -52,16 +61,17 @@ class StallServer:
                     await asyncio.sleep(self.interval)
                     writer.write(b"x")
             await reader.read()  # silent: until the client hangs up
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
+                asyncio.CancelledError):
+            pass  # the client left, or the server stops
         finally:
             writer.close()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
+        self._server = self._loop.run_until_complete(
             asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
-        self.base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self.base = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
         self._ready.set()
         self._loop.run_forever()
 
