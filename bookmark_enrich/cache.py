@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .errors import CacheError
+from .errors import CacheError, DiskFull, disk_full_message
 from .models import Bookmark, StageOutcome
 from .records import dumps
 
@@ -42,6 +42,10 @@ def damage_is_cache_error(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+                "disk is full" in str(exc):
+            raise DiskFull(disk_full_message("cache", path, "the cache is intact, free some "
+                                             "space and run again")) from None
         if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
             raise  # locked, busy, disk I/O: not the file's content
         raise CacheError(f"{path}: the cache is damaged ({exc}); it was left as it is: "

@@ -270,6 +270,7 @@ def writeback_cmd(
     id_column: IdColumnOpt = None,
     url_column: UrlColumnOpt = None,
     where: WhereOpt = None,
+    wait_lock: WaitLockOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
 ) -> None:
     """Write what the cache holds for SOURCE back into it, without enriching again.
@@ -283,11 +284,21 @@ def writeback_cmd(
                SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
                writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
                                  column_prefix=column_prefix, create_columns=create_columns),
-               quiet=quiet)
+               quiet=quiet, wait_lock=wait_lock)
 
 
 def _writeback(settings: Settings, spec: SourceSpec, options: WritebackOptions, *,
-               quiet: bool) -> None:
+               quiet: bool, wait_lock: bool) -> None:
+    from ..lock import cache_lock
+
+    # One writer at a time: a run writing back the same source holds this lock too.
+    with cache_lock(settings.cache, wait=wait_lock, notify=say):
+        writer = _apply_cached(settings, spec, options)
+    if not quiet:
+        say(writer.summary_line())
+
+
+def _apply_cached(settings: Settings, spec: SourceSpec, options: WritebackOptions) -> Any:
     from ..runner import open_writer
 
     src = spec.open()
@@ -300,8 +311,7 @@ def _writeback(settings: Settings, spec: SourceSpec, options: WritebackOptions, 
             writer.close()
     finally:
         src.close()
-    if not quiet:
-        say(writer.summary_line())
+    return writer
 
 
 @app.command(rich_help_panel=PANEL)
