@@ -157,8 +157,9 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=60.0)
     args = parser.parse_args()
     allow_loopback()
-    silent = serve("silent")
-    trickle = serve("trickle", 1.0)
+    # Hosts of their own (as on the web): the per-host limit and the breaker count apart.
+    silent = serve("silent", host="127.0.0.2")
+    trickle = serve("trickle", 1.0, host="127.0.0.3")
     pages = PageServer().start()
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -224,7 +224,7 @@ def test_backup_while_a_run_writes_and_a_second_run_exits_75(pages: PageServer,
         assert waiter.stderr is not None
         assert b"waiting for the cache lock held by pid" in waiter.stderr.readline()
         first.terminate()  # the first run stops cleanly and lets go of the lock
-        assert first.wait(30) == 130
+        assert first.wait(30) == 143  # SIGTERM
         assert waiter.wait(60) == 0
         assert len(jsonl(waiter.stdout.read() if waiter.stdout else b"")) == 1
     finally:

@@ -7,8 +7,10 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -303,3 +305,78 @@ def test_runs_shows_a_killed_run_and_show_follows_last_seen(
     assert cli("run", str(one), "-q", env=env).returncode == 0
     again = json.loads(cli("show", slow_pages.url("/article/h0"), "--json", env=env).stdout)
     assert again["bookmark"]["last_seen"] > first["bookmark"]["last_seen"]
+
+
+# ------------------------------------------------------------ output paths
+def test_output_into_a_device_a_fifo_and_through_a_symlink(
+        pages: PageServer, tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text(pages.url("/article/out") + "\n")
+    target = tmp_path / "real.jsonl"
+    target.write_text("old\n")
+    target.chmod(0o640)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert cli("run", str(source), "-q", "-o", str(link)).returncode == 0
+    assert link.is_symlink() and len(jsonl(target.read_bytes())) == 1
+    assert target.stat().st_mode & 0o777 == 0o640
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert cli("run", str(source), "-q", "-o", str(fifo)).returncode == 0
+    reader.join(60)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and len(jsonl(got[0])) == 1
+
+    assert cli("run", str(source), "-q", "-o", "/dev/null").returncode == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    if os.geteuid() == 0:
+        device = tmp_path / "null"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        assert cli("run", str(source), "-q", "-o", str(device)).returncode == 0
+        assert stat.S_ISCHR(device.stat().st_mode)
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    refused = cli("run", str(source), "-q", "-o", str(folder))
+    assert refused.returncode == 2 and b"is a folder" in refused.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_exit_74_with_what_to_do(pages: PageServer, tmp_path: Path) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text(pages.url("/article/full") + "\n")
+    result = cli("run", str(source), "-q", "-o", "/dev/full")
+    assert result.returncode == 74
+    assert b"disk full" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_a_full_cache_disk_says_the_cache_is_intact(tmp_path: Path) -> None:
+    from bookmark_enrich.cache import damage_is_cache_error
+    from bookmark_enrich.errors import DiskFull
+
+    with pytest.raises(DiskFull, match=r"cache disk full: .* the cache is intact"), \
+            damage_is_cache_error(tmp_path / "c.sqlite"):
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+# ---------------------------------------------------------------- writeback
+def test_writeback_waits_for_the_cache_lock_and_cleans_leftovers(
+        pages: PageServer, tmp_path: Path) -> None:
+    from bookmark_enrich.lock import cache_lock
+
+    source = tmp_path / "links.jsonl"
+    source.write_text(json.dumps({"url": pages.url("/article/wb")}) + "\n")
+    cache = tmp_path / "wb.sqlite"
+    env = {"BOOKMARK_ENRICH_CACHE": str(cache)}
+    assert cli("run", str(source), "-q", env=env).returncode == 0
+    leftover = tmp_path / ".links.jsonl.abc123.writeback"
+    leftover.write_bytes(b"half")
+    with cache_lock(cache):
+        held = cli("writeback", str(source), "-q", env=env)
+    assert held.returncode == 75 and b"--wait-lock" in held.stderr
+    assert cli("writeback", str(source), "-q", env=env).returncode == 0
+    assert not leftover.exists()
+    assert "enrichment" in source.read_text() or "title" in source.read_text()

@@ -173,20 +173,17 @@ def run(
 ) -> None:
     """Enrich every bookmark of SOURCE and print one JSON record per bookmark.
 
-    Settings flags win over the environment and .env (see `config show`).
-    """
+    Settings flags win over the environment and .env (see `config show`)."""
     _run(settings_from_ctx(ctx),
          SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
          output=output, output_format=output_format, quiet=quiet, wait_lock=wait_lock,
-         keep_going=keep_going,
-         writeback=writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
-                                     column_prefix=column_prefix,
-                                     create_columns=create_columns)
-         if writeback or dry_run else None,
-         queue=None if queue is None else {
-             "url": queue, "name": queue_name, "batch_size": batch_size,
-             "no_worker_timeout": no_worker_timeout, "quiet": quiet,
-             "max_inflight": concurrency if given(ctx, "concurrency") else None})
+         keep_going=keep_going, writeback=writeback_options(
+             dry_run=dry_run, no_backup=no_backup, columns=columns, column_prefix=column_prefix,
+             create_columns=create_columns) if writeback or dry_run else None,
+         queue=None if queue is None else dict(
+             url=queue, name=queue_name, batch_size=batch_size, quiet=quiet,
+             no_worker_timeout=no_worker_timeout, max_inflight=concurrency if given(
+                 ctx, "concurrency") else None))
 
 
 def _run(settings: Settings, spec: SourceSpec, *, output: str | None,

@@ -19,8 +19,9 @@ class StallServer:
     """``mode`` "silent": read the request, never answer. "trickle": send headers
     promising a large page, then one byte every ``interval`` seconds."""
 
-    def __init__(self, mode: str, interval: float = 1.0) -> None:
+    def __init__(self, mode: str, interval: float = 1.0, host: str = "127.0.0.1") -> None:
         self.mode = mode
+        self.host = host
         self.interval = interval
         self.requests = 0
         self.base = ""
@@ -70,15 +71,17 @@ class StallServer:
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
-        self.base = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+            asyncio.start_server(self._handle, self.host, 0, backlog=1024))
+        self.base = f"http://{self.host}:{self._server.sockets[0].getsockname()[1]}"
         self._ready.set()
         self._loop.run_forever()
 
 
-def serve(mode: str, interval: float = 1.0) -> Any:
-    """Start a server in a child process; its ``base`` attribute is the base URL."""
-    proc = subprocess.Popen([sys.executable, __file__, mode, str(interval)],
+def serve(mode: str, interval: float = 1.0, host: str = "127.0.0.1") -> Any:
+    """Start a server in a child process; its ``base`` attribute is the base URL.
+
+    ``host``: another loopback address (127.0.0.2) makes it a host of its own."""
+    proc = subprocess.Popen([sys.executable, __file__, mode, str(interval), host],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.base = proc.stdout.readline().strip()  # type: ignore[attr-defined]
@@ -86,6 +89,6 @@ def serve(mode: str, interval: float = 1.0) -> Any:
 
 
 if __name__ == "__main__":
-    srv = StallServer(sys.argv[1], float(sys.argv[2])).start()
+    srv = StallServer(sys.argv[1], float(sys.argv[2]), sys.argv[3]).start()
     print(srv.base, flush=True)
     threading.Event().wait()
