@@ -59,21 +59,51 @@ class HostBreaker:
     """Counts consecutive failures per host (scheme, name, port) in one run.
 
     After ``limit`` connect failures, timeouts or deadline hits in a row, the host
-    is taken for dead: :meth:`dead` says so and its bookmarks are not tried again
-    in this run. Any answer from the host resets its count.
+    is taken for dead and its bookmarks are not tried again in this run. Once a host
+    has failed, a new attempt starts only while the failures so far plus the
+    attempts still running stay under ``limit``: those running may well fail too,
+    and a bookmark started now would cost a whole deadline for nothing. Any answer
+    from the host resets its count.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._failures: dict[str, int] = {}
+        self._running: dict[str, int] = {}
+        self._change: asyncio.Event | None = None
 
     def dead(self, host: str) -> int:
         """The failures in a row of ``host`` when it counts as dead, else 0."""
         n = self._failures.get(host, 0)
         return n if self.limit and n >= self.limit else 0
 
-    def failed(self, host: str) -> None:
-        self._failures[host] = self._failures.get(host, 0) + 1
+    async def admit(self, host: str) -> int:
+        """Wait until an attempt on ``host`` may start (then it counts as running and
+        must be ended with :meth:`finished`); returns the failures if the host is dead."""
+        while True:
+            failures = self._failures.get(host, 0)
+            if self.dead(host):
+                return failures
+            running = self._running.get(host, 0)
+            if not self.limit or failures == 0 or failures + running < self.limit:
+                self._running[host] = running + 1
+                return 0
+            if self._change is None:
+                self._change = asyncio.Event()
+            await self._change.wait()
 
-    def answered(self, host: str) -> None:
-        self._failures.pop(host, None)
+    def finished(self, host: str, *, failed: bool | None) -> None:
+        """An admitted attempt ended: ``failed`` to reach the host, or it answered
+        (None: it was cancelled, which says nothing about the host)."""
+        left = self._running.get(host, 1) - 1
+        if left:
+            self._running[host] = left
+        else:
+            self._running.pop(host, None)
+        if failed:
+            self._failures[host] = self._failures.get(host, 0) + 1
+        elif failed is False:
+            self._failures.pop(host, None)
+        if self._change is not None:
+            self._change.set()
+            self._change = None

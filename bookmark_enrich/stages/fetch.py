@@ -155,28 +155,30 @@ class FetchStage(Stage):
             if failures and budget.last is not None:
                 budget.last.retryable = False  # tried already: its own error stands
                 raise budget.last
+            failures = await self.breaker.admit(origin)
             if failures:
                 raise StageError(Reason.HOST_UNREACHABLE, f"{origin}: not tried, the host "
                                  f"failed {failures} times in a row in this run")
             # The clock starts with the first attempt, not while queued behind the host.
             if budget.end is None:
                 budget.end = asyncio.get_running_loop().time() + self.settings.fetch_deadline
+            failed: bool | None = None  # cancelled (a stop): says nothing about the host
             try:
                 async with asyncio.timeout_at(budget.end):
                     result = await self._get_once(url)
+                failed = False
+                return result
             except TimeoutError:
-                self.breaker.failed(origin)
-                raise StageError(Reason.DEADLINE, "no complete answer within "
-                                 f"{self.settings.fetch_deadline:g} s (fetch_deadline)") from None
+                failed = True
+                budget.last = StageError(Reason.DEADLINE, "no complete answer within "
+                                         f"{self.settings.fetch_deadline:g} s (fetch_deadline)")
+                raise budget.last from None
             except StageError as exc:
                 budget.last = exc
-                if exc.reason in (Reason.TIMEOUT, Reason.CONNECTION_ERROR):
-                    self.breaker.failed(origin)
-                else:
-                    self.breaker.answered(origin)
+                failed = exc.reason in (Reason.TIMEOUT, Reason.CONNECTION_ERROR)
                 raise
-            self.breaker.answered(origin)
-            return result
+            finally:
+                self.breaker.finished(origin, failed=failed)
         finally:
             self.hosts.release(host)
 
