@@ -91,9 +91,9 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.TIMEOUT: ("fetch, extract, media, summarize", "The server did not answer in "
                      "time, or a document's extraction took longer than "
                      "`document_timeout`."),
-    Reason.DEADLINE: ("fetch", "No complete answer within the stage's total deadline "
-                      "(`fetch_deadline`, all attempts together): a server that never "
-                      "answers or trickles bytes."),
+    Reason.DEADLINE: ("fetch, media", "No complete answer within the stage's total "
+                      "deadline (`fetch_deadline`, `media_deadline`; all attempts together): "
+                      "a server that never answers or trickles bytes."),
     Reason.HOST_UNREACHABLE: ("fetch", "Not tried: earlier bookmarks of the same host "
                               "(scheme, name, port) failed to connect, timed out or hit the "
                               "deadline `host_failures` times in a row in this run. "

@@ -218,6 +218,10 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Total seconds for one page fetch, every attempt and wait "
         "included; a server that never answers or trickles bytes is cut here (reason "
         "`deadline`).")
+    media_deadline: float = Field(
+        1800.0, gt=0, description="Total seconds for one bookmark's media (every file, "
+        "attempt and wait); a download that stalls with no bytes for `read_timeout` "
+        "seconds fails sooner (reason `deadline` or `timeout`).")
     host_failures: int = Field(
         3, ge=0, le=100, description="Connect failures, timeouts or deadline hits in a row "
         "after which a host's other bookmarks fail at once in this run (reason "
