@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -380,3 +381,22 @@ def test_writeback_waits_for_the_cache_lock_and_cleans_leftovers(
     assert cli("writeback", str(source), "-q", env=env).returncode == 0
     assert not leftover.exists()
     assert "enrichment" in source.read_text() or "title" in source.read_text()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts processes in /proc")
+def test_kill_9_of_a_worker_leaves_no_process_behind(redis_queue: Any) -> None:
+    from tests.test_queue import live_workers, start_worker, stop, wait_for
+
+    worker = start_worker(redis_queue, env={"BOOKMARK_ENRICH_EXTRACT_PROCESSES": "2"})
+    try:
+        # A worker warms its extraction pool up before it listens.
+        wait_for(lambda: live_workers(redis_queue), "the worker to listen", timeout=120)
+        ours = descendants(worker.pid)
+        assert ours
+    finally:
+        worker.kill()
+        stop(worker)
+    end = time.monotonic() + 3 * 2
+    while alive(ours) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not alive(ours)
