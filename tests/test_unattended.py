@@ -101,7 +101,7 @@ def alive(pids: set[int]) -> set[int]:
     return still
 
 
-def reasons(records: list[dict], stage: str = "fetch") -> dict[str, str | None]:
+def reasons(records: list[dict[str, Any]], stage: str = "fetch") -> dict[str, str | None]:
     return {r["url"]: r["stages"][stage]["reason"] for r in records}
 
 
