@@ -32,6 +32,7 @@ from .events import (
 from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
 from .reasons import RECHECKED_EVERY_RUN
 from .settings import Settings
+from .slots import Slots
 from .stages.base import Stage, StageContext, TagHintProvider
 from .workers import shutdown_pool
 
@@ -40,6 +41,7 @@ __all__ = ["Pipeline", "build_record", "preflight", "record_status"]
 _CHUNK = 256
 _DONE = object()
 _TICK = 1.0
+_PARKING = 4  # workers per slot: those beyond the slots wait parked behind a busy host
 
 Sink = Callable[[dict[str, Any]], None]
 Executor = Callable[[Bookmark, dict[str, StageOutcome], set[str]],
@@ -146,6 +148,7 @@ class Pipeline:
         self.tag_hints = tag_hints
         self.execute: Executor = executor or self.execute_local
         self.cache = cache
+        self.slots = Slots(settings.concurrency)
         self.stages = stages
         self.run_id = run_id
         self.sink = sink
@@ -257,7 +260,7 @@ class Pipeline:
     async def execute_local(self, bookmark: Bookmark, cached: dict[str, StageOutcome],
                             to_run: set[str]) -> dict[str, StageOutcome]:
         """Run the planned stages in this process, in pipeline order."""
-        ctx = StageContext(bookmark, dict(cached), self.tag_hints)
+        ctx = StageContext(bookmark, dict(cached), self.tag_hints, self.slots.parked)
         for stage in self.stages:
             if stage.name in to_run:
                 ctx.outcomes[stage.name] = await self._run_stage(stage, ctx)
@@ -301,7 +304,8 @@ class Pipeline:
                     if future is not None:
                         await self._follow(bookmark, future)
                     else:
-                        await self._process(bookmark, cached)
+                        async with self.slots.hold():
+                            await self._process(bookmark, cached)
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except BaseException as exc:  # output or cache broke: stop the run
@@ -396,7 +400,7 @@ class Pipeline:
         chunks: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
         work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
         workers = [asyncio.create_task(self._worker(work))
-                   for _ in range(self.settings.concurrency)]
+                   for _ in range(self.settings.concurrency * _PARKING)]
         reader = threading.Thread(target=self._read_chunks, args=(items, loop, chunks),
                                   name="bookmark-reader", daemon=True)
         body = asyncio.create_task(self._drive(chunks, work, workers))
@@ -423,10 +427,7 @@ class Pipeline:
             self.cache.flush()
             self.stats.wall_seconds = time.monotonic() - started
             self.stats.interrupted = self._stopping and self._fatal is None
-            for stage in self.stages:
-                figures = stage.metrics()
-                if figures:
-                    self.stats.metrics[stage.name] = figures
+            self.stats.metrics.update({s.name: f for s in self.stages if (f := s.metrics())})
         if self._fatal is not None:
             raise self._fatal
         self.emit(RunFinished(self.stats))

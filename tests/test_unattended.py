@@ -400,3 +400,30 @@ def test_kill_9_of_a_worker_leaves_no_process_behind(redis_queue: Any) -> None:
     while alive(ours) and time.monotonic() < end:
         time.sleep(0.05)
     assert not alive(ours)
+
+
+def test_a_bookmark_waiting_on_a_busy_host_gives_its_slot_up() -> None:
+    import asyncio
+
+    from bookmark_enrich.slots import Slots
+
+    async def main() -> list[str]:
+        slots = Slots(1)
+        host_free = asyncio.Event()
+        order: list[str] = []
+
+        async def queued_behind_a_host() -> None:
+            async with slots.hold():
+                async with slots.parked():
+                    await host_free.wait()
+                order.append("parked one done")
+
+        async def healthy() -> None:
+            async with slots.hold():
+                order.append("healthy one done")
+                host_free.set()
+
+        await asyncio.wait_for(asyncio.gather(queued_behind_a_host(), healthy()), 30)
+        return order
+
+    assert asyncio.run(main()) == ["healthy one done", "parked one done"]

@@ -137,7 +137,7 @@ class FetchStage(Stage):
         s = self.settings
         budget = _Budget()
         (output, page), attempts = await with_retries(
-            lambda: self._get(url, budget),
+            lambda: self._get(url, budget, ctx),
             retries=s.retries,
             backoff=s.backoff,
             max_retry_after=s.max_retry_after,
@@ -145,17 +145,20 @@ class FetchStage(Stage):
         )
         return StageOutcome.ok(output, attempts=attempts, payload=page)
 
-    async def _get(self, url: str, budget: _Budget) -> tuple[dict[str, Any], Page | None]:
+    async def _get(self, url: str, budget: _Budget,
+                   ctx: StageContext) -> tuple[dict[str, Any], Page | None]:
         parts = urlsplit(url)
         host = parts.hostname or ""
         origin = origin_of(parts)
-        await self.hosts.acquire(host)
+        async with ctx.parked():  # a busy host: other hosts' bookmarks go on meanwhile
+            await self.hosts.acquire(host)
         try:
             failures = self.breaker.dead(origin)
             if failures and budget.last is not None:
                 budget.last.retryable = False  # tried already: its own error stands
                 raise budget.last
-            failures = await self.breaker.admit(origin)
+            async with ctx.parked():
+                failures = await self.breaker.admit(origin)
             if failures:
                 raise StageError(Reason.HOST_UNREACHABLE, f"{origin}: not tried, the host "
                                  f"failed {failures} times in a row in this run")
