@@ -399,8 +399,9 @@ class Pipeline:
         self.emit(RunStarted(source, fmt, [s.name for s in self.stages], total))
         chunks: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
         work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
+        parking = _PARKING if self.execute == self.execute_local else 1  # a queue: no hosts
         workers = [asyncio.create_task(self._worker(work))
-                   for _ in range(self.settings.concurrency * _PARKING)]
+                   for _ in range(self.settings.concurrency * parking)]
         reader = threading.Thread(target=self._read_chunks, args=(items, loop, chunks),
                                   name="bookmark-reader", daemon=True)
         body = asyncio.create_task(self._drive(chunks, work, workers))
@@ -438,10 +439,8 @@ class Pipeline:
         while True:
             await asyncio.sleep(_TICK)
             self.cache.maybe_flush()  # what finished is committed even when nothing else does
-            now = time.monotonic()
-            oldest = min(self._running.values(), key=lambda v: v[1], default=None)
-            self.emit(Tick(len(self._running), oldest[0] if oldest else None,
-                           now - oldest[1] if oldest else 0.0))
+            url, start = min(self._running.values(), key=lambda v: v[1], default=(None, 0.0))
+            self.emit(Tick(len(self._running), url, time.monotonic() - start if url else 0.0))
 
     async def _drive(self, chunks: asyncio.Queue[Any], work: asyncio.Queue[Any],
                      workers: list[asyncio.Task[None]]) -> None:
