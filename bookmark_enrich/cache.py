@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import CacheError
+from .errors import CacheError, DiskFull, disk_full_message
 from .models import Bookmark, StageOutcome
 from .reasons import is_dead
 from .records import dumps
@@ -67,6 +67,10 @@ def damage_is_cache_error(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+                "disk is full" in str(exc):
+            raise DiskFull(disk_full_message("cache", path, "the cache is intact, free some "
+                                             "space and run again")) from None
         if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
             raise  # locked, busy, disk I/O: not the file's content
         raise CacheError(f"{path}: the cache is damaged ({exc}); it was left as it is: "
@@ -113,6 +117,7 @@ class ResultCache:
         self._pending_records: dict[str, tuple[Any, ...]] = {}
         self._pending_dead: dict[str, tuple[Any, ...] | None] = {}
         """key → (key, reason, seen_at, seen_at) when a fresh fetch found it dead; None: alive."""
+        self._pending_seen: dict[str, float] = {}
         self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ schema
@@ -283,9 +288,16 @@ class ResultCache:
             )
         self.maybe_flush()
 
+    def seen(self, keys: Iterable[str]) -> None:
+        """Note that this run saw these bookmarks (answered from the cache): ``last_seen``."""
+        now = time.time()
+        self._pending_seen.update(dict.fromkeys(keys, now))
+        self.maybe_flush()
+
     def maybe_flush(self) -> None:
-        if len(self._pending) + len(self._pending_records) >= _FLUSH_ROWS or (
-            (self._pending or self._pending_records)
+        if len(self._pending) + len(self._pending_records) + len(self._pending_seen) \
+                >= _FLUSH_ROWS or (
+            (self._pending or self._pending_records or self._pending_seen)
             and time.monotonic() - self._last_flush >= _FLUSH_SECONDS
         ):
             self.flush()
@@ -293,12 +305,15 @@ class ResultCache:
     def flush(self) -> None:
         """Commit everything queued, in one transaction."""
         self._last_flush = time.monotonic()
-        if not self._pending and not self._pending_records:
+        if not self._pending and not self._pending_records and not self._pending_seen:
             return
         rows = list(self._pending.values())
         records = list(self._pending_records.values())
         with damage_is_cache_error(self.path), self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
+            if self._pending_seen:
+                self.conn.executemany("UPDATE bookmarks SET last_seen = ? WHERE key = ?",
+                                      [(t, k) for k, t in self._pending_seen.items()])
             if rows:
                 self.conn.executemany(
                     f"INSERT OR REPLACE INTO results ({', '.join(_RESULT_COLUMNS)}) "
@@ -320,6 +335,7 @@ class ResultCache:
         self._pending_dead.clear()
         self._pending_outcomes.clear()
         self._pending_records.clear()
+        self._pending_seen.clear()
 
     def _write_dead(self) -> None:
         """First and last seen dead: a dead fetch keeps the first time and moves the last;

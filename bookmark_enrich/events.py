@@ -17,6 +17,7 @@ __all__ = [
     "RunStats",
     "StageDone",
     "Subscriber",
+    "Tick",
 ]
 
 
@@ -53,6 +54,15 @@ class StageDone:
 
 
 @dataclass(slots=True)
+class Tick:
+    """Sent every second during a run: what is in flight, finished or not."""
+
+    in_flight: int
+    oldest_url: str | None
+    oldest_age: float
+
+
+@dataclass(slots=True)
 class BookmarkDone:
     url: str
     status: str
@@ -71,6 +81,10 @@ class RunStats:
     issues: int = 0
     fatal_issues: int = 0
     interrupted: bool = False
+    unfinished: int = 0
+    """Bookmarks cancelled mid-way by a stop: not cached, the next run does them."""
+    stop_signal: int | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM), if one did."""
     wall_seconds: float = 0.0
     stage_counts: dict[str, Counter[str]] = field(default_factory=dict)
     """Per stage: ok / failed / skipped / cached counts."""
@@ -122,7 +136,7 @@ class RunFinished:
     stats: RunStats
 
 
-Event = RunStarted | InputProblem | Notice | StageDone | BookmarkDone | RunFinished
+Event = RunStarted | InputProblem | Notice | StageDone | BookmarkDone | Tick | RunFinished
 
 
 Subscriber = Callable[[Any], None]

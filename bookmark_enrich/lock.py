@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import CacheError, CacheLocked
 
-__all__ = ["cache_lock", "lock_path"]
+__all__ = ["cache_lock", "lock_path", "process_alive"]
 
 
 def lock_path(cache: Path) -> Path:
@@ -72,3 +72,30 @@ def cache_lock(cache: Path, *, wait: bool = False,
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), where the system tells (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith(b"btime"))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def process_alive(pid: int, started_at: float) -> bool:
+    """Whether the process ``pid`` that began a run at ``started_at`` still runs here.
+
+    The start time tells a reused pid from the run's own process.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    began = _process_start(pid)
+    return began is None or began <= started_at + 2

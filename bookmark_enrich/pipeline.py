@@ -27,16 +27,21 @@ from .events import (
     RunStats,
     StageDone,
     Subscriber,
+    Tick,
 )
 from .models import SCHEMA_VERSION, Bookmark, InputIssue, StageOutcome
 from .reasons import RECHECKED_EVERY_RUN, is_dead
 from .settings import Settings
+from .slots import Slots
 from .stages.base import Stage, StageContext, TagHintProvider
+from .workers import shutdown_pool
 
 __all__ = ["Pipeline", "build_record", "preflight", "record_status"]
 
 _CHUNK = 256
 _DONE = object()
+_TICK = 1.0
+_PARKING = 4  # workers per slot: those beyond the slots wait parked behind a busy host
 
 Sink = Callable[[dict[str, Any]], None]
 Executor = Callable[[Bookmark, dict[str, StageOutcome], set[str]],
@@ -150,6 +155,7 @@ class Pipeline:
         self.tag_hints = tag_hints
         self.execute: Executor = executor or self.execute_local
         self.cache = cache
+        self.slots = Slots(settings.concurrency)
         self.stages = stages
         self.run_id = run_id
         self.sink = sink
@@ -168,6 +174,9 @@ class Pipeline:
         self._inflight: dict[str, asyncio.Future[dict[str, StageOutcome]]] = {}
         self._stopping = False
         self._abandon = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self._running: dict[str, tuple[str, float]] = {}  # key → (url, monotonic start)
         self._stop_reading = threading.Event()
         self._fatal: BaseException | None = None
 
@@ -254,23 +263,27 @@ class Pipeline:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._inflight[bookmark.key] = future
+        self._running[bookmark.key] = (bookmark.url, time.monotonic())
         try:
             outcomes = await self.execute(bookmark, usable, to_run)
             for outcome in outcomes.values():
                 outcome.payload = None  # page bodies go no further than this bookmark
             self.cache.put(bookmark, outcomes, self.run_id, self.source_location)
             future.set_result(outcomes)
-        except BaseException:
+        except BaseException as exc:
             future.cancel()
+            if isinstance(exc, asyncio.CancelledError):
+                self.stats.unfinished += 1  # not cached: the next run does it
             raise
         finally:
             del self._inflight[bookmark.key]
+            self._running.pop(bookmark.key, None)
         self._finish(bookmark, outcomes)
 
     async def execute_local(self, bookmark: Bookmark, cached: dict[str, StageOutcome],
                             to_run: set[str]) -> dict[str, StageOutcome]:
         """Run the planned stages in this process, in pipeline order."""
-        ctx = StageContext(bookmark, dict(cached), self.tag_hints)
+        ctx = StageContext(bookmark, dict(cached), self.tag_hints, self.slots.parked)
         for stage in self.stages:
             if stage.name in to_run:
                 ctx.outcomes[stage.name] = await self._run_stage(stage, ctx)
@@ -314,7 +327,8 @@ class Pipeline:
                     if future is not None:
                         await self._follow(bookmark, future)
                     else:
-                        await self._process(bookmark, cached)
+                        async with self.slots.hold():
+                            await self._process(bookmark, cached)
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except BaseException as exc:  # output or cache broke: stop the run
@@ -379,22 +393,25 @@ class Pipeline:
             return
         found = self.cache.lookup([b.key for b in bookmarks],
                                   with_text=self.settings.include_text)
+        seen: list[str] = []
         for bookmark in bookmarks:
             if self._stopping:
-                return
+                break
             future = self._inflight.get(bookmark.key)
             if future is not None:
                 await work.put((bookmark, None, future))
                 continue
             cached = found.get(bookmark.key, {})
             if cached and not self.plan(cached):
-                # Its record is in the cache since it was first processed: nothing to write.
+                # Its record is in the cache since it was first processed: only when seen.
+                seen.append(bookmark.key)
                 self._finish(bookmark, cached)
                 continue
             # Register before queueing so a duplicate later in this chunk follows it.
             placeholder: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._inflight[bookmark.key] = placeholder
             await work.put((bookmark, cached, None))
+        self.cache.seen(seen)
 
     async def run(
         self,
@@ -410,38 +427,55 @@ class Pipeline:
         self.emit(RunStarted(source, fmt, [s.name for s in self.stages], total))
         chunks: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
         work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
+        parking = _PARKING if self.execute == self.execute_local else 1  # a queue: no hosts
         workers = [asyncio.create_task(self._worker(work))
-                   for _ in range(self.settings.concurrency)]
+                   for _ in range(self.settings.concurrency * parking)]
         reader = threading.Thread(target=self._read_chunks, args=(items, loop, chunks),
                                   name="bookmark-reader", daemon=True)
-        self._install_signals(loop, workers)
+        body = asyncio.create_task(self._drive(chunks, work, workers))
+        self._tasks = [body, *workers, asyncio.create_task(self._tick())]
+        self._install_signals(loop)
         reader.start()
         try:
-            await self._consume(chunks, work)
-            for _ in workers:
-                await work.put(_DONE)
-            await asyncio.gather(*workers, return_exceptions=not self._abandon)
+            await body
         except asyncio.CancelledError:
             if not self._abandon:
                 raise
         finally:
             self._stop_reading.set()
-            for task in workers:
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+            for task in self._tasks:
                 task.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.gather(*workers, return_exceptions=True)
-            self._remove_signals(loop)
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            for sig in self._signals:
+                loop.remove_signal_handler(sig)
+            if self._stopping:
+                shutdown_pool(kill=True)  # extraction still running for cancelled bookmarks
             self.cache.flush()
             self.stats.wall_seconds = time.monotonic() - started
             self.stats.interrupted = self._stopping and self._fatal is None
-            for stage in self.stages:
-                figures = stage.metrics()
-                if figures:
-                    self.stats.metrics[stage.name] = figures
+            self.stats.metrics.update({s.name: f for s in self.stages if (f := s.metrics())})
         if self._fatal is not None:
             raise self._fatal
         self.emit(RunFinished(self.stats))
         return self.stats
+
+    async def _tick(self) -> None:
+        """Every second, what is in flight (log lines use it when nothing finishes)."""
+        while True:
+            await asyncio.sleep(_TICK)
+            self.cache.maybe_flush()  # what finished is committed even when nothing else does
+            url, start = min(self._running.values(), key=lambda v: v[1], default=(None, 0.0))
+            self.emit(Tick(len(self._running), url, time.monotonic() - start if url else 0.0))
+
+    async def _drive(self, chunks: asyncio.Queue[Any], work: asyncio.Queue[Any],
+                     workers: list[asyncio.Task[None]]) -> None:
+        await self._consume(chunks, work)
+        for _ in workers:
+            await work.put(_DONE)
+        await asyncio.gather(*workers, return_exceptions=True)
 
     async def _consume(self, chunks: asyncio.Queue[Any], work: asyncio.Queue[Any]) -> None:
         while True:
@@ -458,31 +492,36 @@ class Pipeline:
             await self._dispatch(chunk, work)
 
     # -------------------------------------------------------------- signals
-    def request_stop(self) -> None:
-        """First Ctrl-C: stop taking work. Second: abandon what is in flight."""
+    def request_stop(self, signum: int | None = None) -> None:
+        """First signal: take no new work, give in-flight bookmarks the grace period,
+        then cancel them. Second: abandon what is in flight now."""
         if self._stopping:
-            self._abandon = True
+            self.abandon()
+            return
         self._stopping = True
         self._stop_reading.set()
+        if signum is not None:
+            self.stats.stop_signal = signum
+            grace = self.settings.grace
+            self.emit(Notice(f"stopping: {len(self._running)} in flight, finishing "
+                             f"for up to {grace:g} s; Ctrl-C again to abandon", "warning"))
+            loop = asyncio.get_running_loop()
+            self._grace_timer = loop.call_later(grace, self.abandon)
 
-    def _install_signals(self, loop: asyncio.AbstractEventLoop,
-                         workers: list[asyncio.Task[None]]) -> None:
-        def handler() -> None:
-            self.request_stop()
-            if self._abandon:
-                for task in workers:
-                    task.cancel()
+    def abandon(self) -> None:
+        """Cancel the bookmarks in flight (they are left for the next run) and end the run."""
+        self._stopping = self._abandon = True
+        self._stop_reading.set()
+        for task in self._tasks:
+            task.cancel()
 
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         self._signals: list[int] = []
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, handler)
+                loop.add_signal_handler(sig, self.request_stop, sig)
                 self._signals.append(sig)
             except (NotImplementedError, RuntimeError):
                 pass
-
-    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        for sig in self._signals:
-            loop.remove_signal_handler(sig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -25,20 +26,22 @@ from .events import (
     RunStarted,
     RunStats,
     StageDone,
+    Tick,
 )
 
 __all__ = ["LogProgress", "RichProgress", "issue_printer", "print_summary"]
 
 
-def issue_printer(console: Console) -> Any:
-    """Malformed records and notices, one line each, even with --quiet."""
+def issue_printer(console: Console, *, quiet: bool = False) -> Any:
+    """Malformed records and notices, one line each; with ``quiet`` only malformed
+    records and warnings (a cron job mails nothing on a good night)."""
 
     def on_event(event: Any) -> None:
         if isinstance(event, InputProblem):
             what = "input damaged at" if event.fatal else "skipped"
             console.print(f"{what} line {event.position}: {event.message}",
                           markup=False, highlight=False)
-        elif isinstance(event, Notice):
+        elif isinstance(event, Notice) and not (quiet and event.level == "info"):
             console.print(event.message, markup=False, highlight=False, soft_wrap=True)
 
     return on_event
@@ -87,16 +90,25 @@ class RichProgress:
             detail = (f"[green]ok {self.counts['ok']}[/] [cyan]cached {self.counts['cached']}[/] "
                       f"[red]failed {self.counts['failed']}[/] {rate:.1f}/s")
             self.progress.update(self.overall, advance=1, detail=detail)
+        elif isinstance(event, InputProblem) and self.overall is not None:
+            self.progress.update(self.overall, advance=1)  # a record, though a bad one
         elif isinstance(event, RunFinished):
+            if self.overall is not None and not event.stats.interrupted:
+                # An estimate off by a few (a record over two lines) still ends full.
+                done = self.progress.tasks[self.overall].completed
+                self.progress.update(self.overall, total=done, completed=done)
             self.progress.stop()
 
 
 class LogProgress:
-    """Without a terminal (cron, pipes): a plain line every ``interval`` seconds."""
+    """Without a terminal (cron, pipes): a line every ``interval`` seconds, even when
+    nothing finishes, with the oldest bookmark in flight; JSON objects with ``as_json``."""
 
-    def __init__(self, console: Console, interval: float = 10.0) -> None:
+    def __init__(self, console: Console, interval: float = 10.0, *,
+                 as_json: bool = False) -> None:
         self.console = console
         self.interval = interval
+        self.as_json = as_json
         self.done = 0
         self.failed = 0
         self.cached = 0
@@ -109,22 +121,37 @@ class LogProgress:
             self.total = event.total
             self.started = self.last = time.monotonic()
             self._line(f"run started: {event.source} ({event.format}), stages: "
-                       f"{', '.join(event.stages) or 'none'}")
+                       f"{', '.join(event.stages) or 'none'}",
+                       {"event": "started", "source": event.source, "format": event.format,
+                        "stages": event.stages, "total": event.total})
         elif isinstance(event, BookmarkDone):
             self.done += 1
             self.failed += event.status != "ok"
             self.cached += event.cached
+        elif isinstance(event, Tick):
             now = time.monotonic()
             if now - self.last >= self.interval:
                 self.last = now
-                of = f"/{self.total}" if self.total else ""
-                rate = self.done / max(now - self.started, 1e-6)
-                self._line(f"progress: {self.done}{of} bookmarks, {self.cached} cached, "
-                           f"{self.failed} failed, {rate:.1f}/s")
+                self._progress(now, event)
 
-    def _line(self, text: str) -> None:
+    def _progress(self, now: float, tick: Tick) -> None:
+        of = f"/{self.total}" if self.total else ""
+        rate = self.done / max(now - self.started, 1e-6)
+        text = (f"progress: {self.done}{of} bookmarks, {self.cached} cached, "
+                f"{self.failed} failed, {rate:.1f}/s, {tick.in_flight} in flight")
+        if tick.oldest_url is not None:
+            text += f", oldest {tick.oldest_url} ({tick.oldest_age:.0f}s)"
+        self._line(text, {
+            "event": "progress", "done": self.done, "total": self.total,
+            "cached": self.cached, "failed": self.failed, "rate": round(rate, 2),
+            "in_flight": tick.in_flight, "oldest_url": tick.oldest_url,
+            "oldest_age": round(tick.oldest_age, 1)})
+
+    def _line(self, text: str, doc: dict[str, Any]) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.console.print(f"{stamp} {text}", markup=False, highlight=False, soft_wrap=True)
+        line = json.dumps({"time": stamp, **doc}, ensure_ascii=False) if self.as_json \
+            else f"{stamp} {text}"
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(console: Console, stats: RunStats) -> None:
@@ -140,6 +167,9 @@ def print_summary(console: Console, stats: RunStats) -> None:
     table.add_row("partial", str(stats.partial), "some stage failed")
     table.add_row("failed", str(stats.failed), "")
     table.add_row("cached", str(stats.cached), "every stage from the cache")
+    if stats.unfinished:
+        table.add_row("interrupted", str(stats.unfinished), "stopped mid-way; the next run "
+                      "does them")
     if stats.issues:
         table.add_row("bad input", str(stats.issues), "records skipped (see lines above)")
     for stage, counts in stats.stage_counts.items():

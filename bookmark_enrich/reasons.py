@@ -25,6 +25,8 @@ class Reason(StrEnum):
     UPSTREAM_SKIPPED = "upstream_skipped"
     # -- fetch (and every other HTTP download made for a bookmark)
     TIMEOUT = "timeout"
+    DEADLINE = "deadline"
+    HOST_UNREACHABLE = "host_unreachable"
     CONNECTION_ERROR = "connection_error"
     RATE_LIMITED = "rate_limited"
     SERVER_ERROR = "server_error"
@@ -42,6 +44,7 @@ class Reason(StrEnum):
     DECODING_ERROR = "decoding_error"
     PERMISSION_DENIED = "permission_denied"
     READ_ERROR = "read_error"
+    NOT_A_FILE = "not_a_file"
     NO_BODY = "no_body"
     # -- archive (rescuing dead links from a web archive)
     NOT_DEAD = "not_dead"
@@ -104,6 +107,13 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.RATE_LIMITED: ("fetch, media, summarize", "HTTP 429 or the service's rate limit "
                           "(for the LLM also 503 or a \"busy\" answer, which lowers its "
                           "concurrency); retried, honouring Retry-After."),
+    Reason.DEADLINE: ("fetch, media", "No complete answer within the stage's total "
+                      "deadline (`fetch_deadline`, `media_deadline`; all attempts together): "
+                      "a server that never answers or trickles bytes."),
+    Reason.HOST_UNREACHABLE: ("fetch", "Not tried: earlier bookmarks of the same host "
+                              "(scheme, name, port) failed to connect, timed out or hit the "
+                              "deadline `host_failures` times in a row in this run. "
+                              "`retry --reason host_unreachable` tries them again."),
     Reason.SERVER_ERROR: ("fetch, media, summarize", "HTTP 5xx; retried with backoff."),
     Reason.NOT_FOUND: ("fetch, media", "HTTP 404, or a missing file: the link is dead."),
     Reason.GONE: ("fetch, media", "HTTP 410 Gone: the link is dead, on purpose."),
@@ -126,6 +136,8 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.DECODING_ERROR: ("fetch", "The body could not be decoded (bad compression)."),
     Reason.PERMISSION_DENIED: ("fetch", "A `file:` bookmark the process may not read."),
     Reason.READ_ERROR: ("fetch", "A `file:` bookmark that could not be read."),
+    Reason.NOT_A_FILE: ("fetch", "A `file:` bookmark naming a device, FIFO, socket or "
+                        "folder: only regular files are read."),
     Reason.NO_BODY: ("extract", "The page body is not available (the fetch was cached "
                      "without it and could not be repeated)."),
     Reason.NOT_DEAD: ("archive", "Skipped: the page was fetched, so no archive is asked."),

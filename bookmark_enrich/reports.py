@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from .cache import ResultCache
 from .errors import UsageError
+from .lock import process_alive
 from .models import STAGE_NAMES
 from .reasons import Reason, is_dead
 from .urls import InvalidURL, bookmark_key, normalize_url, resolve_url
@@ -135,6 +137,8 @@ def last_runs(cache: ResultCache, limit: int = 10) -> list[dict[str, Any]]:
         "failed, cached, issues, wall_seconds, host, pid FROM runs ORDER BY id DESC LIMIT ?",
         (limit,)))
     for row in rows:
+        if row["status"] == "running":
+            settle_run(cache, row)
         wall = row.get("wall_seconds") or (
             (row["finished_at"] or 0) - (row["started_at"] or 0) if row["finished_at"] else None)
         row["duration_s"] = round(wall, 3) if wall else None
@@ -143,6 +147,22 @@ def last_runs(cache: ResultCache, limit: int = 10) -> list[dict[str, Any]]:
         row["started"] = _iso(row["started_at"])
         row["finished"] = _iso(row["finished_at"])
     return rows
+
+
+def settle_run(cache: ResultCache, row: dict[str, Any]) -> None:
+    """A run marked running whose process is gone (``kill -9``, a crash) is ``killed``,
+    with what it got done counted from the cache."""
+    if row.get("host") != socket.gethostname() or not row.get("pid") or \
+            process_alive(row["pid"], row["started_at"] or 0):
+        return
+    row["status"] = "killed"
+    counts = {"total": 0, "ok": 0, "partial": 0, "failed": 0}
+    for done in cache.iter_rows(
+            "SELECT sum(status = 'failed') AS failed, sum(status = 'ok') AS ok "
+            "FROM results WHERE run_id = ? GROUP BY key", (row["id"],)):
+        counts["total"] += 1
+        counts["failed" if not done["ok"] else "partial" if done["failed"] else "ok"] += 1
+    row.update(counts, cached=0)
 
 
 def stage_rates(cache: ResultCache) -> list[dict[str, Any]]:

@@ -274,6 +274,18 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(
         10.0, gt=0, description="Connect timeout per request, seconds.")
     read_timeout: float = Field(30.0, gt=0, description="Read timeout per request, seconds.")
+    fetch_deadline: float = Field(
+        60.0, gt=0, description="Total seconds for one page fetch, every attempt and wait "
+        "included; a server that never answers or trickles bytes is cut here (reason "
+        "`deadline`).")
+    media_deadline: float = Field(
+        1800.0, gt=0, description="Total seconds for one bookmark's media (every file, "
+        "attempt and wait); a download that stalls with no bytes for `read_timeout` "
+        "seconds fails sooner (reason `deadline` or `timeout`).")
+    host_failures: int = Field(
+        3, ge=0, le=100, description="Connect failures, timeouts or deadline hits in a row "
+        "after which a host's other bookmarks fail at once in this run (reason "
+        "`host_unreachable`; 0: never).")
     max_page_mb: float = Field(
         10.0, gt=0, description="Abort pages larger than this while downloading, MB.")
     max_document_mb: float = Field(
@@ -313,7 +325,14 @@ class Settings(BaseSettings):
     retry_failed: bool = Field(False, description="Redo stages that failed before.")
     strict: bool = Field(False, description="Stop at the first malformed record (exit 2).")
     log_interval: float = Field(
-        10.0, gt=0, description="Seconds between progress lines when stderr is not a terminal.")
+        10.0, gt=0, description="Seconds between progress lines when stderr is not a "
+        "terminal (printed even when nothing finishes).")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Progress lines without a terminal: text, or one JSON object "
+        "per line for log collectors.")
+    grace: float = Field(
+        10.0, ge=0, description="Seconds in-flight bookmarks get to finish after the first "
+        "Ctrl-C or SIGTERM; then they are cancelled and left for the next run.")
 
     # --- Web archive (BOOKMARK_ENRICH_*) --------------------------------------
     archive: bool = Field(

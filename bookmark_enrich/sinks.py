@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from .errors import UsageError
 from .fileio import replace_file, temp_beside
 from .records import (
     COLUMN_PREFIX,
@@ -26,7 +28,9 @@ class RecordSink:
     """Writes output records; ``-o FILE`` goes to a temp file renamed on close."""
 
     def __init__(self, fmt: OutputFormat, stream: IO[str], final_path: Path | None = None,
-                 temp_path: Path | None = None) -> None:
+                 temp_path: Path | None = None, *, owned: bool = False) -> None:
+        self.owned = owned
+        """The stream is ours to close (a device or FIFO named with ``-o``)."""
         self.fmt = fmt
         self.stream = stream
         self.final_path = final_path
@@ -67,6 +71,8 @@ class RecordSink:
             self.stream.write("[]\n" if self.count == 0 else "\n]\n")
         self.stream.flush()
         if self.final_path is None or self.temp_path is None:
+            if self.owned:
+                self.stream.close()
             return
         os.fsync(self.stream.fileno())
         self.stream.close()
@@ -86,8 +92,28 @@ def open_sink(path: str | None, fmt: OutputFormat = "jsonl", *,
         return RecordSink(fmt, sys.stdout)
     assert path is not None
     final = Path(path)
+    try:
+        st: os.stat_result | None = os.stat(final)  # through a symlink: its target
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write there: {exc.strerror or exc}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is a folder; name a file to write the records to")
+    if (st is not None and not stat.S_ISREG(st.st_mode)) or str(final).startswith("/dev/"):
+        # A device or FIFO (`-o /dev/null`, `-o /dev/stdout`): written straight into,
+        # never replaced by a regular file.
+        try:
+            stream = open(final, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot write there: {exc.strerror or exc}") from None
+        return RecordSink(fmt, stream, owned=True)
+    if st is not None:
+        final = final.resolve()  # a symlink stays one; its target gets the output
     fd, tmp = temp_beside(final)
-    if not private:
+    if st is not None and not private:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))  # the file keeps its permissions
+    elif not private:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # like any Unix tool's output

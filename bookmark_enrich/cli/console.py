@@ -31,11 +31,13 @@ def dump(doc: Any) -> None:
     typer.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
 
 
-def subscribers(log_interval: float, quiet: bool) -> list[Any]:
-    """What watches a run: issue lines always; live bars on a terminal, log lines elsewhere."""
+def subscribers(log_interval: float, quiet: bool, log_format: str = "text") -> list[Any]:
+    """What watches a run: live bars on a terminal, log lines elsewhere; notices and
+    input problems. With ``quiet`` only warnings and input problems."""
     from ..progress import LogProgress, RichProgress, issue_printer
 
-    subs: list[Any] = [issue_printer(err)]
+    subs: list[Any] = [issue_printer(err, quiet=quiet)]
     if not quiet:
-        subs.append(RichProgress(err) if err.is_terminal else LogProgress(err, log_interval))
+        subs.append(RichProgress(err) if err.is_terminal
+                    else LogProgress(err, log_interval, as_json=log_format == "json"))
     return subs

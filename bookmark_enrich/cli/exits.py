@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -14,8 +15,10 @@ from ..errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
+    EXIT_IOERR,
     EXIT_USAGE,
     BookmarkEnrichError,
+    disk_full_message,
 )
 from .console import err
 
@@ -57,10 +60,21 @@ def exits(command: Callable[P, R]) -> Callable[P, R]:
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the final flush
             finally:
                 raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise _internal(exc) from None
+            raise fail(disk_full_message("output", exc.filename or "a file being written",
+                                         "the source and the cache are intact; free some "
+                                         "space and run again"), EXIT_IOERR) from None
         except Exception as exc:
-            if os.environ.get("BOOKMARK_ENRICH_DEBUG"):
-                raise
-            raise fail(f"internal error: {type(exc).__name__}: {exc} "
-                       "(set BOOKMARK_ENRICH_DEBUG=1 for the traceback)", EXIT_FAILURES) from None
+            raise _internal(exc) from None
 
     return run
+
+
+def _internal(exc: Exception) -> typer.Exit:
+    """A bug: one line, or the traceback with BOOKMARK_ENRICH_DEBUG set."""
+    if os.environ.get("BOOKMARK_ENRICH_DEBUG"):
+        raise exc
+    return fail(f"internal error: {type(exc).__name__}: {exc} "
+                "(set BOOKMARK_ENRICH_DEBUG=1 for the traceback)", EXIT_FAILURES)

@@ -135,7 +135,12 @@ FormatOpt = Annotated[OutputFormat, typer.Option(
     help="Output format.")]
 IncludeTextOpt = Annotated[bool, setting_option("include_text", panel=OUTPUT)]
 QuietOpt = Annotated[bool, typer.Option(
-    "--quiet", "-q", rich_help_panel=OUTPUT, help="No progress and no summary on stderr.")]
+    "--quiet", "-q", rich_help_panel=OUTPUT,
+    help="Nothing on stderr unless the run fails to start or ends with failures.")]
+LogIntervalOpt = Annotated[float | None, setting_option("log_interval", panel=OUTPUT)]
+LogFormatOpt = Annotated[str | None, setting_option("log_format", metavar="<format>",
+                                                    panel=OUTPUT)]
+GraceOpt = Annotated[float | None, setting_option("grace", panel=OUTPUT)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 YesOpt = Annotated[bool, typer.Option(
     "--yes", "-y", help="Do not ask; needed when stdin is not a terminal.")]
@@ -156,6 +161,8 @@ ConcurrencyOpt = Annotated[int | None, setting_option("concurrency", "-c", panel
 PerHostOpt = Annotated[int | None, setting_option("per_host", panel=FETCH)]
 TimeoutOpt = Annotated[float | None, setting_option("read_timeout", "--timeout", panel=FETCH)]
 RetriesOpt = Annotated[int | None, setting_option("retries", panel=FETCH)]
+FetchDeadlineOpt = Annotated[float | None, setting_option("fetch_deadline", panel=FETCH)]
+HostFailuresOpt = Annotated[int | None, setting_option("host_failures", panel=FETCH)]
 MaxPageOpt = Annotated[float | None, setting_option("max_page_mb", panel=FETCH)]
 # A panel of its own: its long environment name needs the width of a panel without a
 # type column to show uncut at 80 columns.

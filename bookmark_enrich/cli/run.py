@@ -9,10 +9,10 @@ import typer
 
 from ..errors import (
     EXIT_FAILURES,
-    EXIT_INTERRUPTED,
     BookmarkEnrichError,
     InputError,
     UsageError,
+    exit_for_signal,
 )
 from .console import err, say, subscribers
 from .context import SourceSpec, given, settings_from_ctx, writeback_options
@@ -37,8 +37,11 @@ from .options import (
     CreateColumnsOpt,
     DocumentTimeoutOpt,
     DryRunOpt,
+    FetchDeadlineOpt,
     ForceOpt,
     FormatOpt,
+    GraceOpt,
+    HostFailuresOpt,
     IdColumnOpt,
     IncludeTextOpt,
     InputFormatOpt,
@@ -47,6 +50,8 @@ from .options import (
     LlmConcurrencyOpt,
     LlmTimeoutOpt,
     LlmUrlOpt,
+    LogFormatOpt,
+    LogIntervalOpt,
     LowercaseTagsOpt,
     MaxDocumentOpt,
     MaxDocumentPagesOpt,
@@ -125,6 +130,9 @@ def run(
     quiet: QuietOpt = False,
     report_file: ReportFileOpt = None,
     metrics_file: MetricsFileOpt = None,
+    log_interval: LogIntervalOpt = None,
+    log_format: LogFormatOpt = None,
+    grace: GraceOpt = None,
     cache: CacheOpt = None,
     force: ForceOpt = False,
     retry_failed: RetryFailedOpt = False,
@@ -134,6 +142,8 @@ def run(
     per_host: PerHostOpt = None,
     read_timeout: TimeoutOpt = None,
     retries: RetriesOpt = None,
+    fetch_deadline: FetchDeadlineOpt = None,
+    host_failures: HostFailuresOpt = None,
     max_page_mb: MaxPageOpt = None,
     allow_private_network: AllowPrivateOpt = False,
     allow_hosts: AllowHostOpt = None,
@@ -182,8 +192,7 @@ def run(
 ) -> None:
     """Enrich every bookmark of SOURCE and print one JSON record per bookmark.
 
-    Settings flags win over the environment and .env (see `config show`).
-    """
+    Settings flags win over the environment and .env (see `config show`)."""
     _run(settings_from_ctx(ctx),
          SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
          output=output, output_format=output_format, quiet=quiet, wait_lock=wait_lock,
@@ -225,7 +234,7 @@ def _run(settings: Settings, spec: SourceSpec, *, output: str | None,
         try:
             stats = asyncio.run(_enrich(
                 src, settings, sink=sink if writer is None else writer.wrap(sink),
-                subscribers=subscribers(settings.log_interval, quiet),
+                subscribers=subscribers(settings.log_interval, quiet, settings.log_format),
                 url_field=spec.url_field, keep_going=keep_going, queue=queue))
             committed = True
             if writer is not None:
@@ -254,14 +263,14 @@ def _finish(stats: Any, display: str, *, quiet: bool, late: BookmarkEnrichError 
     failures = stats.failed or stats.partial or stats.issues
     if stats.total == 0 and not stats.issues and not stats.interrupted:
         say("nothing to do")
-    elif not quiet or (failures and not rejected_all):
+    elif not quiet or stats.interrupted or (failures and not rejected_all):
         print_summary(err, stats)
         if summary is not None and late is None:
             say(summary())
     if late is not None:
         raise late
     if stats.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(exit_for_signal(stats.stop_signal))
     if rejected_all:
         kinds = ", ".join(f"{n} {kind}" for kind, n in stats.issue_kinds.most_common(3))
         raise InputError(f"no bookmark found in {display} "
@@ -300,6 +309,7 @@ def writeback_cmd(
     id_column: IdColumnOpt = None,
     url_column: UrlColumnOpt = None,
     where: WhereOpt = None,
+    wait_lock: WaitLockOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line.")] = False,
 ) -> None:
     """Write what the cache holds for SOURCE back into it, without enriching again.
@@ -314,11 +324,21 @@ def writeback_cmd(
                writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
                                  column_prefix=column_prefix, create_columns=create_columns,
                                  archive_field=archive_field),
-               quiet=quiet)
+               quiet=quiet, wait_lock=wait_lock)
 
 
 def _writeback(settings: Settings, spec: SourceSpec, options: WritebackOptions, *,
-               quiet: bool) -> None:
+               quiet: bool, wait_lock: bool) -> None:
+    from ..lock import cache_lock
+
+    # One writer at a time: a run writing back the same source holds this lock too.
+    with cache_lock(settings.cache, wait=wait_lock, notify=say):
+        writer = _apply_cached(settings, spec, options)
+    if not quiet:
+        say(writer.summary_line())
+
+
+def _apply_cached(settings: Settings, spec: SourceSpec, options: WritebackOptions) -> Any:
     from ..runner import open_writer
 
     src = spec.open()
@@ -331,8 +351,7 @@ def _writeback(settings: Settings, spec: SourceSpec, options: WritebackOptions, 
             writer.close()
     finally:
         src.close()
-    if not quiet:
-        say(writer.summary_line())
+    return writer
 
 
 @app.command(rich_help_panel=PANEL)
@@ -347,6 +366,7 @@ def worker(
     queue_name: QueueNameOpt = "bookmark-enrich",
     concurrency: ConcurrencyOpt = None,
     per_host: PerHostOpt = None,
+    grace: GraceOpt = None,
     idle_timeout: Annotated[float, typer.Option(
         "--idle-timeout", min=0.5, metavar="<seconds>", rich_help_panel=QUEUE,
         help="Seconds after which a message held by a dead worker goes to another one.")
@@ -364,7 +384,8 @@ def worker(
 
     Services (LLM, Cobalt, S3) come from this worker's environment and .env; results
     go back to the coordinator (`run SOURCE --queue URL`), which writes the cache.
-    SIGTERM or Ctrl-C: finish what runs and hand back the rest; twice: hand back now.
+    SIGTERM or Ctrl-C: finish what runs for up to --grace seconds and hand back the
+    rest; twice: hand back now.
     """
     from ..queue import run_worker  # needs the [queue] extra
 

@@ -33,7 +33,7 @@ from ..pipeline import Pipeline, preflight
 from ..reasons import Reason
 from ..settings import Settings
 from ..stages import Stage, build_stages
-from ..workers import run_cpu
+from ..workers import run_cpu, shutdown_pool
 from .broker import Capacity
 from .connection import (
     DEFAULT_QUEUE_NAME,
@@ -216,6 +216,7 @@ class _Worker:
             self.conn.serve(None)
             await handler.aclose()
             await self.conn.close()
+            shutdown_pool(kill=True)  # extraction of handed-back bookmarks, if any
         if lost is not None:
             raise QueueUnavailable(f"lost the queue at {self.conn.display}: {first_line(lost)}")
         return self.info.done
@@ -261,9 +262,12 @@ class _Worker:
                 self.notify("worker: stopping now; handing back what it holds")
                 listen.cancel()
             else:
+                grace = self.settings.grace
                 self.notify(f"worker: stopping; finishing {self.capacity.bookmarks} "
-                            "bookmark(s) (again to hand them back)")
+                            f"bookmark(s) for up to {grace:g} s (again to hand them back)")
                 finish.set()
+                # Past the grace, what still runs goes back to the queue.
+                asyncio.get_running_loop().call_later(grace, listen.cancel)
 
         installed: list[int] = []
         if threading.current_thread() is threading.main_thread():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,9 @@ from .formats import FORMATS
 
 __all__ = ["FileSource", "detect_format"]
 
+_TEXT_RECORD = re.compile(rb"^[ \t\r\f\v]*[^\s#]", re.M)
+"""The start of a line that holds a record in a text list (not blank, not a comment)."""
+_LINE_RECORD = re.compile(rb"^[ \t\r\f\v]*\S", re.M)
 _HEAD = 1 << 16
 
 
@@ -156,23 +160,30 @@ class FileSource(Source):
         return "-" if self.path is None else str(self.path.resolve())
 
     def estimate_total(self) -> int | None:
-        """Counts lines or anchors of a file up to 256 MiB; stdin is unknown."""
+        """Counts records of a file up to 256 MiB (lines without blanks and, for text,
+        comments; or anchors); stdin is unknown."""
         if self.path is None or self.stat[0] > 256 * 1024 * 1024:
             return None
         # Exports shaped like CSV (Pocket, Instapaper, ...) count as their container does.
         kind = self.format_name if self.format_name == "text" else self.format.container or ""
-        marks = {"jsonl": (b"\n",), "text": (b"\n",), "csv": (b"\n",),
-                 "netscape": (b"<A ", b"<a ")}.get(kind)
-        if marks is None:
+        if kind == "netscape":
+            count = 0
+            with open(self.path, "rb") as f:
+                while block := f.read(1 << 20):
+                    count += block.count(b"<A ") + block.count(b"<a ")
+            return count
+        if kind not in ("jsonl", "text", "csv"):
             return None
+        record = _TEXT_RECORD if kind == "text" else _LINE_RECORD
         count = 0
-        last = b""
+        rest = b""
         with open(self.path, "rb") as f:
             while block := f.read(1 << 20):
-                count += sum(block.count(m) for m in marks)
-                last = block
-        if kind != "netscape" and last and not last.endswith(b"\n"):
-            count += 1
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                rest = block[cut:]
+                count += len(record.findall(block, 0, cut))
+        count += len(record.findall(rest))
         return max(0, count - (1 if kind == "csv" else 0))
 
     def read(self) -> Iterator[RawRecord | InputIssue]:

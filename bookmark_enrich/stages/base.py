@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -38,6 +40,8 @@ class StageContext:
     outcomes: dict[str, StageOutcome] = field(default_factory=dict)
     tag_hints: TagHintProvider | None = None
     """The run's tag vocabulary (None: the stage keeps its own)."""
+    parked: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext
+    """Wraps a wait on others' work (a busy host): the bookmark's slot is free meanwhile."""
 
     def output(self, stage: str) -> dict[str, Any]:
         outcome = self.outcomes.get(stage)

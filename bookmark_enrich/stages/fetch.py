@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import mimetypes
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpx
 
-from ..attempts import with_retries
+from ..attempts import HostBreaker, with_retries
 from ..errors import StageError
 from ..extraction.documents import DOCUMENT_TYPES, document_kind, may_be_document
 from ..extraction.parked import parking_marker
@@ -39,6 +41,24 @@ class Page:
     body: bytes
     charset: str | None
     content_type: str | None
+
+
+@dataclass(slots=True)
+class _Budget:
+    """One bookmark's fetch deadline (loop time), set when its first attempt starts."""
+
+    end: float | None = None
+    last: StageError | None = None
+
+
+def origin_of(parts: SplitResult) -> str:
+    """A host as the breaker counts it: scheme, name and port (a dead port is its own)."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{parts.hostname or ''}:{port}"
 
 
 def is_textual(content_type: str | None) -> bool:
@@ -84,6 +104,7 @@ class FetchStage(Stage):
         self._turn: Iterator[httpx.AsyncClient] = iter(())
         self.file_roots = [Path(root).resolve() for root in settings.allow_file_roots]
         self.hosts = _HostLimits(settings.per_host)
+        self.breaker = HostBreaker(settings.host_failures)
         self.bytes_read = 0
 
     @property
@@ -127,13 +148,15 @@ class FetchStage(Stage):
     async def run(self, ctx: StageContext) -> StageOutcome:
         url = ctx.bookmark.url
         if url.startswith("file:"):
-            return self._read_file(url)
+            return await self._read_file(url)
         s = self.settings
+        budget = _Budget()
         (output, page), attempts = await with_retries(
-            lambda: self._get(url),
+            lambda: self._get(url, budget, ctx),
             retries=s.retries,
             backoff=s.backoff,
             max_retry_after=s.max_retry_after,
+            deadline=lambda: budget.end,
         )
         if page is not None and is_textual(page.content_type):
             marker = parking_marker(page.body)
@@ -142,11 +165,44 @@ class FetchStage(Stage):
                                  f"({marker})", attempts=attempts)
         return StageOutcome.ok(output, attempts=attempts, payload=page)
 
-    async def _get(self, url: str) -> tuple[dict[str, Any], Page | None]:
-        host = urlsplit(url).hostname or ""
-        await self.hosts.acquire(host)
+    async def _get(self, url: str, budget: _Budget,
+                   ctx: StageContext) -> tuple[dict[str, Any], Page | None]:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        origin = origin_of(parts)
+        async with ctx.parked():  # a busy host: other hosts' bookmarks go on meanwhile
+            await self.hosts.acquire(host)
         try:
-            return await self._get_once(url)
+            failures = self.breaker.dead(origin)
+            if failures and budget.last is not None:
+                budget.last.retryable = False  # tried already: its own error stands
+                raise budget.last
+            async with ctx.parked():
+                failures = await self.breaker.admit(origin)
+            if failures:
+                raise StageError(Reason.HOST_UNREACHABLE, f"{origin}: not tried, the host "
+                                 f"failed {failures} times in a row in this run")
+            # The clock starts with the first attempt, not while queued behind the host.
+            if budget.end is None:
+                budget.end = asyncio.get_running_loop().time() + self.settings.fetch_deadline
+            failed: bool | None = None  # cancelled (a stop): says nothing about the host
+            try:
+                async with asyncio.timeout_at(budget.end):
+                    result = await self._get_once(url)
+                failed = False
+                return result
+            except TimeoutError:
+                failed = True
+                budget.last = StageError(Reason.DEADLINE, "no complete answer within "
+                                         f"{self.settings.fetch_deadline:g} s (fetch_deadline)")
+                raise budget.last from None
+            except StageError as exc:
+                budget.last = exc
+                failed = exc.reason in (Reason.TIMEOUT, Reason.CONNECTION_ERROR,
+                                        Reason.CONNECTION_REFUSED, Reason.DNS_ERROR)
+                raise
+            finally:
+                self.breaker.finished(origin, failed=failed)
         finally:
             self.hosts.release(host)
 
@@ -215,24 +271,13 @@ class FetchStage(Stage):
         self.bytes_read += size
         return Page(body, resp.charset_encoding, content_type)
 
-    def _read_file(self, url: str) -> StageOutcome:
+    async def _read_file(self, url: str) -> StageOutcome:
         path = Path(unquote(urlsplit(url).path))
         guess = mimetypes.guess_type(path.name)[0]
         cap = self._cap(guess is None or document_kind(guess, url) is not None)
         self._check_file_root(path)
-        try:
-            size = path.stat().st_size
-            if size > cap:
-                raise StageError("too_large", f"file is {size} bytes, over the {cap}-byte cap")
-            body = path.read_bytes()
-        except FileNotFoundError:
-            raise StageError("not_found", f"no such file: {path}") from None
-        except IsADirectoryError:
-            raise StageError("not_found", f"is a directory: {path}") from None
-        except PermissionError:
-            raise StageError("permission_denied", f"cannot read {path}") from None
-        except OSError as exc:
-            raise StageError("read_error", f"{path}: {exc.strerror or exc}") from None
+        # In a thread: a slow disk or network mount never blocks the loop.
+        body = await asyncio.to_thread(_read_regular_file, path, cap)
         kind = document_kind(guess, url, body[:_SNIFF])
         if kind is None and len(body) > self.settings.max_page_bytes:
             raise StageError("too_large", f"file is {len(body)} bytes, over the "
@@ -248,3 +293,41 @@ class FetchStage(Stage):
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
+
+
+def _read_regular_file(path: Path, cap: int) -> bytes:
+    """A regular file's bytes, at most ``cap`` of them whatever ``st_size`` says.
+
+    Opened without blocking (a FIFO would wait for a writer) and checked after
+    opening, so devices, FIFOs, sockets and folders are refused with ``not_a_file``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise StageError(Reason.NOT_FOUND, f"no such file: {path}") from None
+    except PermissionError:
+        raise StageError(Reason.PERMISSION_DENIED, f"cannot read {path}") from None
+    except OSError as exc:
+        raise StageError(Reason.READ_ERROR, f"{path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise StageError(Reason.NOT_A_FILE, f"{path} is {what}; only regular files "
+                             "are read")
+        declared = os.fstat(fd).st_size
+        if declared > cap:
+            raise StageError(Reason.TOO_LARGE, f"file is {declared} bytes, over the "
+                             f"{cap}-byte cap")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, cap + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                raise StageError(Reason.TOO_LARGE, f"file is over the {cap}-byte cap")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise StageError(Reason.READ_ERROR, f"{path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)

@@ -288,9 +288,17 @@ class MediaStage(Stage):
             return StageOutcome.skipped("no_media_backend", "no Cobalt and no yt-dlp")
         s = self.settings
         async with self._slots:
-            items, attempts = await with_retries(
-                lambda: self._fetch(url, link), retries=s.retries, backoff=s.backoff,
-                max_retry_after=s.max_retry_after)
+            # The deadline runs once a slot is ours; a stall of no bytes for --timeout
+            # seconds fails a download sooner (httpx's read timeout).
+            end = asyncio.get_running_loop().time() + s.media_deadline
+            try:
+                async with asyncio.timeout_at(end):
+                    items, attempts = await with_retries(
+                        lambda: self._fetch(url, link), retries=s.retries, backoff=s.backoff,
+                        max_retry_after=s.max_retry_after, deadline=lambda: end)
+            except TimeoutError:
+                raise StageError(Reason.DEADLINE, f"not done within {s.media_deadline:g} s "
+                                 "(media_deadline)") from None
         return StageOutcome.ok({"media": items}, attempts=attempts)
 
     async def _fetch(self, url: str, link: str) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ left alone.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import html
 import json
 import os
@@ -141,9 +143,18 @@ class FileWriter(Writer):
                 for _ in rewrite(raw, found):
                     pass
                 return
+            self._remove_leftovers()
             with atomic_replace(self.path, suffix=".writeback",
                                 before_replace=self._last_checks) as out:
                 out.writelines(rewrite(raw, found))
+
+    def _remove_leftovers(self) -> None:
+        """Temp files of a writeback that was killed (we hold the cache lock: no other
+        writer of this file is running)."""
+        pattern = f".{glob.escape(self.path.name)}.*.writeback"
+        for leftover in self.path.parent.glob(pattern):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     def _last_checks(self) -> None:
         if self._before_rename is not None:
