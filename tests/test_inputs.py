@@ -181,3 +181,21 @@ def test_a_nul_in_a_csv_spoils_its_row_only(tmp_path: Path, pages: PageServer) -
         assert result.exit_code == 1, result.stderr
         assert "line 2" in result.stderr and "0x00" in result.stderr
         assert result.stdout.count("\n") == 1
+
+
+def test_a_file_that_cannot_come_back_byte_identical_is_refused(
+        tmp_path: Path, pages: PageServer) -> None:
+    # A UTF-16 CSV with a lone surrogate (an emoji cut in half by a spreadsheet): the
+    # row is reported and skipped, and writeback refuses before anything is written.
+    urls = [pages.url(f"/article/cut-{i}") for i in range(2)]
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xff\xfe" + f"url,title\r\n{urls[0]},ok\r\n{urls[1]},cut ".encode(
+        "utf-16-le") + b"\x3d\xd8" + "\r\n".encode("utf-16-le"))
+    original = path.read_bytes()
+    result = invoke("run", str(path), "--writeback", "--no-backup", "-q")
+    assert result.exit_code == 1, result.stderr  # the run finished; the file is untouched
+    assert "line 3" in result.stderr and "0x3D" in result.stderr  # the reader's report
+    assert "line 3 cannot be read and written back unchanged" in result.stderr
+    assert "-o FILE" in result.stderr
+    assert path.read_bytes() == original
+    assert not list(tmp_path.glob("*.bak")) and not list(tmp_path.glob(".*writeback*"))

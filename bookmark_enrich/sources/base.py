@@ -12,6 +12,7 @@ from typing import IO, Any
 
 from ..dbapi import TableTarget
 from ..models import FileTarget, InputIssue, RawRecord
+from ..textcodec import KEEP_BYTES
 
 __all__ = [
     "URL_FIELD_NAMES",
@@ -169,7 +170,7 @@ def text_stream(stream: IO[bytes], encoding: Encoding | None = None, *,
     """Decode the text, a BOM dropped. Undecodable bytes become U+FFFD, or with
     ``keep_bytes`` lone surrogates, so that a reader that checks each line with
     :func:`has_junk` reports the line instead of changing it silently."""
-    errors = "surrogateescape" if keep_bytes else "replace"
+    errors = KEEP_BYTES if keep_bytes else "replace"
     if encoding is None or encoding.codec == "utf-8":
         return io.TextIOWrapper(stream, encoding="utf-8-sig", errors=errors, newline="")
     if encoding.bom:
@@ -177,7 +178,7 @@ def text_stream(stream: IO[bytes], encoding: Encoding | None = None, *,
     return io.TextIOWrapper(stream, encoding=encoding.codec, errors=errors, newline="")
 
 
-_JUNK = re.compile("[\x00-\x08\x0e-\x1f\x7f\udc80-\udcff]")
+_JUNK = re.compile("[\x00-\x08\x0e-\x1f\x7f\udc00-\udcff]")
 
 
 def has_junk(text: str) -> str | None:
@@ -187,7 +188,7 @@ def has_junk(text: str) -> str | None:
     if match is None:
         return None
     char = match.group()
-    if "\udc80" <= char <= "\udcff":
+    if "\udc00" <= char <= "\udcff":
         return f"byte 0x{ord(char) - 0xdc00:02X} that is not valid text in this encoding"
     return f"binary data (byte 0x{ord(char):02X})"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..models import RawRecord
+from ..textcodec import KEEP_BYTES
 from ..records import COLUMN_PREFIX, ENRICHMENT_FIELDS, RECORD_FIELDS, enrichment_cells
 from .base import WritebackConflict, describe_changes
 
@@ -33,27 +34,37 @@ _SUGGEST = "nothing was changed; write the results elsewhere with -o FILE"
 
 
 def check_round_trip(path: Path, display: str, codec: str, bom: bytes) -> None:
-    """Refuse a file whose bytes do not come back the same once decoded and re-encoded."""
-    decoder = codecs.getincrementaldecoder(codec)(errors="surrogateescape")
+    """Refuse a file whose bytes do not come back the same once decoded and re-encoded,
+    naming the first line that would change (a lone surrogate in UTF-16, say)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors=KEEP_BYTES)
     encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
+    line = 1
     with open(path, "rb") as f:
         if bom and f.read(len(bom)) != bom:
             raise WritebackConflict(f"{display}: its byte order mark changed; {_SUGGEST}")
-        offset = len(bom)
-        pending = b""
-        while block := f.read(1 << 16):
-            final = len(block) < 1 << 16
-            try:
-                back = encoder.encode(decoder.decode(block, final), final)
-            except UnicodeError:
-                back = b"\0"
+        pending = b""  # bytes read and not yet matched by a re-encoded line
+        carry = ""  # the decoded text of a line not yet complete
+        final = False
+        while not final:
+            block = f.read(1 << 16)
+            final = not block
             pending += block
-            if not pending.startswith(back):
-                raise WritebackConflict(
-                    f"{display}: the bytes near byte {offset} cannot be read and written "
-                    f"back unchanged as {codec}; {_SUGGEST}")
-            offset += len(back)
-            pending = pending[len(back):]
+            parts = (carry + decoder.decode(block, final)).split("\n")
+            carry = "" if final else parts.pop()
+            at = 0
+            for number, part in enumerate(parts, start=line):
+                text = part if final and number == line + len(parts) - 1 else part + "\n"
+                try:
+                    back = encoder.encode(text, final)
+                except UnicodeError:
+                    back = None
+                if back is None or pending[at: at + len(back)] != back:
+                    raise WritebackConflict(
+                        f"{display}: line {number} cannot be read and written back unchanged "
+                        f"as {codec} (its bytes are not valid {codec}); {_SUGGEST}")
+                at += len(back)
+            line += len(parts)
+            pending = pending[at:]
 
 
 def _ending(text: str) -> tuple[str, str]:
