@@ -30,9 +30,11 @@ from tests.servers.pages import PageServer
 FIXTURE_FORMATS = {
     "chrome-Bookmarks": "chrome",
     "firefox-backup.json": "firefox-json",
+    "firefox3-backup.json": "firefox-json",
     "firefox-backup.jsonlz4": "firefox-jsonlz4",
     "places.sqlite": "firefox-places",
     "places-firefox3.sqlite": "firefox-places",
+    "places-firefox4.sqlite": "firefox-places",
     "safari-Bookmarks.plist": "safari",
     "safari-xml.plist": "safari",
     "pocket.csv": "pocket-csv",

@@ -71,6 +71,37 @@ def test_netscape_tags_are_a_list(tmp_path: Path) -> None:
     assert record["tags"] == ["imdb", "movie", "towatch"]
 
 
+def test_firefox_tags_in_every_layout_are_a_list(tmp_path: Path) -> None:
+    # Firefox's HTML export: TAGS beside SHORTCUTURL and ICON; one line the fast path
+    # takes, one (single-quoted) the tokenizer takes, one with an empty TAGS.
+    html = tmp_path / "firefox.html"
+    html.write_text(
+        '<!DOCTYPE NETSCAPE-Bookmark-file-1>\n<DL><p>\n<DT><H3 ADD_DATE="1">Menu</H3>\n'
+        '<DL><p>\n<DT><A HREF="https://a.example/" ADD_DATE="1300000000" '
+        'ICON_URI="https://a.example/i.ico" SHORTCUTURL="a" TAGS="news,daily">A</A>\n'
+        "<DT><A HREF='https://b.example/' TAGS='x, y ,,z'>B</A>\n"
+        '<DT><A HREF="https://c.example/" TAGS="">C</A>\n</DL><p>\n</DL><p>\n')
+    assert [r["tags"] for r in _records(html)] == [["news", "daily"], ["x", "y", "z"], []]
+    # A backup JSON: tags as Firefox writes them (a string), as some tools rewrite them
+    # (a list), and only in the tags folder (Firefox 3.0).
+    backup = tmp_path / "bookmarks.json"
+    place = '"type":"text/x-moz-place"'
+    backup.write_text(
+        '{"title":"","root":"placesRoot","type":"text/x-moz-place-container","children":['
+        '{"title":"Menu","root":"bookmarksMenuFolder","type":"text/x-moz-place-container",'
+        f'"children":[{{"uri":"https://a.example/","tags":"news, daily",{place}}},'
+        f'{{"uri":"https://b.example/","tags":["x","y"],{place}}},'
+        f'{{"uri":"https://c.example/",{place}}}]}},'
+        '{"title":"Tags","root":"tagsFolder","type":"text/x-moz-place-container","children":['
+        '{"title":"old","type":"text/x-moz-place-container","children":['
+        f'{{"uri":"https://c.example/",{place}}},{{"uri":"https://a.example/",{place}}}]}}]}}]}}')
+    # (The export's own string keeps its name; the list is then ``common_tags``.)
+    records = _records(backup)
+    assert [r.get("common_tags", r["tags"]) for r in records] == [
+        ["news", "daily", "old"], ["x", "y"], ["old"]]
+    assert records[0]["tags"] == "news, daily"
+
+
 def test_a_url_broken_over_lines_is_read_as_a_browser_reads_it(tmp_path: Path) -> None:
     from bookmark_enrich.sources import iter_bookmarks, open_source
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..models import RawRecord
-from ..textcodec import KEEP_BYTES
 from ..records import COLUMN_PREFIX, ENRICHMENT_FIELDS, RECORD_FIELDS, enrichment_cells
+from ..textcodec import KEEP_BYTES
 from .base import WritebackConflict, describe_changes
 
 __all__ = ["CSV_FIELDS", "check_round_trip", "rewrite_csv"]
