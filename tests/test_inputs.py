@@ -190,6 +190,23 @@ def test_skipped_records_exit_1_and_the_summary_says_so(tmp_path: Path,
     assert "bad input" in result.stderr  # the summary, although --quiet
 
 
+def test_strict_turns_a_skipped_record_into_exit_2_before_any_writeback(
+        tmp_path: Path, pages: PageServer) -> None:
+    path = tmp_path / "b.csv"
+    good = f"url,title\r\n{pages.url('/article/st1')},one\r\n"
+    path.write_bytes(f"{good}{pages.url('/article/st2')},a\x00b\r\n".encode())
+    original = path.read_bytes()
+    assert invoke("run", str(path), "-q").exit_code == 1  # without --strict: skipped
+    result = invoke("run", str(path), "--strict", "--writeback", "--no-backup", "-q")
+    assert result.exit_code == 2
+    assert "error: line 3: " in result.stderr and "(byte 0x00)" in result.stderr
+    assert "(--strict)" in result.stderr and "skipped line 3" not in result.stderr
+    assert path.read_bytes() == original
+    clean = tmp_path / "clean.csv"
+    clean.write_bytes(good.encode())
+    assert invoke("run", str(clean), "--strict", "-q").exit_code == 0
+
+
 def test_all_rejected_exits_2_and_no_records_is_nothing_to_do(tmp_path: Path) -> None:
     path = tmp_path / "list.txt"
     path.write_text("javascript:alert(1)\nhttps://bad\x01host/\n")
