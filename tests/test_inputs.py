@@ -178,6 +178,37 @@ def test_writeback_refused_when_the_encoding_cannot_hold_the_value(
     assert "line 2" in result.stderr and "-o FILE" in result.stderr
 
 
+def test_input_encoding_names_what_a_short_file_cannot_tell(tmp_path: Path,
+                                                            pages: PageServer) -> None:
+    # Two Cyrillic words in cp1251 are too few for detection (read as cp1252: "Ïðèâåò").
+    url = pages.url("/article/cp1251")
+    path = tmp_path / "ru.csv"
+    path.write_bytes(f"url,title\r\n{url},Привет мир\r\n".encode("cp1251"))
+    original = path.read_bytes()
+    guessed = invoke("run", str(path), "-q")
+    assert "Привет" not in guessed.stdout
+    result = invoke("run", str(path), "--input-encoding", "cp1251", "--writeback",
+                    "--no-backup", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert '"title": "Привет мир"' in result.stdout or "Привет мир" in result.stdout
+    new = path.read_bytes()
+    assert new.startswith(b"url,title,enrich_status") and "Привет мир".encode("cp1251") in new
+    assert new.split(b"\r\n")[1].startswith(original.split(b"\r\n")[1])
+    bad = invoke("run", str(path), "--input-encoding", "klingon")
+    assert bad.exit_code == 2 and "unknown encoding 'klingon'" in bad.stderr
+
+
+def test_a_declared_encoding_keeps_its_own_bom_apart() -> None:
+    from bookmark_enrich.sources.base import Encoding, declared_encoding
+
+    assert declared_encoding(b"\xff\xfeu\x00", "utf-16") == Encoding("utf-16-le", b"\xff\xfe")
+    assert declared_encoding(b"\xef\xbb\xbfurl", "UTF8") == Encoding("utf-8", b"\xef\xbb\xbf")
+    assert declared_encoding(b"\xef\xbb\xbfurl", "utf-8-sig") == Encoding("utf-8", b"\xef\xbb\xbf")
+    assert declared_encoding(b"url", "windows-1251") == Encoding("cp1251")
+    with pytest.raises(LookupError):
+        declared_encoding(b"url", "klingon")
+
+
 # ----------------------------------------------------------------- exit status
 def test_skipped_records_exit_1_and_the_summary_says_so(tmp_path: Path,
                                                         pages: PageServer) -> None:

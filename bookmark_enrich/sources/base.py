@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from abc import ABC, abstractmethod
@@ -21,6 +22,7 @@ __all__ = [
     "RawRecord",
     "ReadOptions",
     "Source",
+    "declared_encoding",
     "detect_encoding",
     "find_url_field",
     "has_junk",
@@ -148,6 +150,18 @@ def detect_encoding(head: bytes) -> Encoding:
         except UnicodeDecodeError:
             pass
     return Encoding(codec)
+
+
+def declared_encoding(head: bytes, name: str) -> Encoding:
+    """The encoding the user named (``--input-encoding``), its own BOM still kept apart.
+
+    Raises LookupError for a name Python has no codec for."""
+    codec = codecs.lookup(name).name
+    family = codec.removesuffix("-sig")
+    for bom, bom_codec in _BOMS:
+        if head.startswith(bom) and bom_codec.startswith(family):
+            return Encoding(bom_codec, bom)
+    return Encoding(family)
 
 
 _DAMAGE = re.compile("[\udc80-\udcff]")
