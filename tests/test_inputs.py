@@ -117,6 +117,23 @@ def test_a_url_broken_over_lines_is_read_as_a_browser_reads_it(tmp_path: Path) -
     assert bookmark.url == "https://example.com/a/very/long/path?x=1"
 
 
+def test_records_wrapped_in_an_object_are_read_never_lost_silently(tmp_path: Path) -> None:
+    # Readability's export (read by wallabag's importer): {"bookmarks": [...]}.
+    wrapped = tmp_path / "readability.json"
+    wrapped.write_text('{\n  "bookmarks": [\n    {"article__url": "https://a.example/", '
+                       '"article__title": "A"}\n  ],\n  "recommendations": []\n}\n')
+    assert [r["article__url"] for r in _records(wrapped)] == ["https://a.example/"]
+    refused = invoke("run", str(wrapped), "--writeback")
+    assert refused.exit_code == 2 and "-o FILE" in refused.stderr
+    # An object the sniffer does not take is reported, not read as zero records.
+    odd = tmp_path / "odd.json"
+    odd.write_text('{\n  "version": 2,\n  "links": [{"url": "https://a.example/"}]\n}\n')
+    result = invoke("run", str(odd), "-q")
+    assert result.exit_code == 2 and "--input-format json-object" in result.stderr
+    assert [r["url"] for r in _records(odd, input_format="json-object")] == [
+        "https://a.example/"]
+
+
 # ----------------------------------------------------------------- writeback
 ENCODINGS = [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp1252", b""), ("latin-1", b""),
              ("utf-16-le", b"\xff\xfe")]
