@@ -83,7 +83,7 @@ def test_every_input_format_keeps_original_fields(
             assert user_title == "Mine"  # the user's own title is untouched
         if expected == "netscape":
             assert rec["record"]["folder"] == "Dev"
-            assert rec["record"]["tags"] == "a,b"
+            assert rec["record"]["tags"] == ["a", "b"]  # TAGS is split (issue 16)
             assert rec["record"]["add_date"] == "1700000000"
 
 
