@@ -160,7 +160,7 @@ def test_malformed_json_lines_are_reported_with_line_numbers(pages: PageServer) 
              json.dumps({"title": "no url"}), json.dumps({"url": "ftp://x.org/f"}),
              json.dumps({"url": pages.url("/article/j2")})]
     proc = cli("run", "-", "-q", input="\n".join(lines) + "\n")
-    assert proc.returncode == 0
+    assert proc.returncode == 1  # skipped records exit 1 (issue 16)
     assert len(jsonl(proc.stdout)) == 2
     err = proc.stderr.decode()
     for n in (2, 3, 4, 5):
