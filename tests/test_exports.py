@@ -51,6 +51,7 @@ FIXTURE_FORMATS = {
     "wallabag.json": "wallabag",
     "linkwarden.json": "linkwarden",
     "karakeep.json": "karakeep",
+    "karakeep-lists.json": "karakeep",
     "onetab.txt": "onetab",
     "feed.rss": "rss",
     "feed.atom": "atom",
