@@ -36,35 +36,65 @@ _SUGGEST = "nothing was changed; write the results elsewhere with -o FILE"
 def check_round_trip(path: Path, display: str, codec: str, bom: bytes) -> None:
     """Refuse a file whose bytes do not come back the same once decoded and re-encoded,
     naming the first line that would change (a lone surrogate in UTF-16, say)."""
-    decoder = codecs.getincrementaldecoder(codec)(errors=KEEP_BYTES)
-    encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
-    line = 1
     with open(path, "rb") as f:
         if bom and f.read(len(bom)) != bom:
             raise WritebackConflict(f"{display}: its byte order mark changed; {_SUGGEST}")
-        pending = b""  # bytes read and not yet matched by a re-encoded line
-        carry = ""  # the decoded text of a line not yet complete
-        final = False
-        while not final:
-            block = f.read(1 << 16)
-            final = not block
-            pending += block
-            parts = (carry + decoder.decode(block, final)).split("\n")
-            carry = "" if final else parts.pop()
-            at = 0
-            for number, part in enumerate(parts, start=line):
-                text = part if final and number == line + len(parts) - 1 else part + "\n"
-                try:
-                    back = encoder.encode(text, final)
-                except UnicodeError:
-                    back = None
-                if back is None or pending[at: at + len(back)] != back:
-                    raise WritebackConflict(
-                        f"{display}: line {number} cannot be read and written back unchanged "
-                        f"as {codec} (its bytes are not valid {codec}); {_SUGGEST}")
-                at += len(back)
-            line += len(parts)
-            pending = pending[at:]
+        if _round_trips(f, codec):
+            return
+        f.seek(len(bom))
+        line = _first_changed_line(f, codec)
+    raise WritebackConflict(
+        f"{display}: line {line} cannot be read and written back unchanged as {codec} "
+        f"(its bytes are not valid {codec}); {_SUGGEST}")
+
+
+def _round_trips(f: IO[bytes], codec: str) -> bool:
+    """Whether the rest of ``f`` decodes and encodes back to the same bytes (block by block)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors=KEEP_BYTES)
+    encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
+    pending = b""
+    while True:
+        block = f.read(1 << 16)
+        final = not block
+        try:
+            back = encoder.encode(decoder.decode(block, final), final)
+        except UnicodeError:
+            return False
+        pending += block
+        if not pending.startswith(back):
+            return False
+        pending = pending[len(back):]
+        if final:
+            return not pending
+
+
+def _first_changed_line(f: IO[bytes], codec: str) -> int:
+    """The number of the first line whose bytes do not come back (the slow, exact pass)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors=KEEP_BYTES)
+    encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
+    line = 1
+    pending = b""  # bytes read and not yet matched by a re-encoded line
+    carry = ""  # the decoded text of a line not yet complete
+    final = False
+    while not final:
+        block = f.read(1 << 16)
+        final = not block
+        pending += block
+        parts = (carry + decoder.decode(block, final)).split("\n")
+        carry = "" if final else parts.pop()
+        at = 0
+        for number, part in enumerate(parts, start=line):
+            text = part if final and number == line + len(parts) - 1 else part + "\n"
+            try:
+                back = encoder.encode(text, final)
+            except UnicodeError:
+                return number
+            if pending[at: at + len(back)] != back:
+                return number
+            at += len(back)
+        line += len(parts)
+        pending = pending[at:]
+    return line
 
 
 def _ending(text: str) -> tuple[str, str]:
