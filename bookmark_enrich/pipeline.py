@@ -329,9 +329,9 @@ class Pipeline:
         bookmarks: list[Bookmark] = []
         for item in chunk:
             if isinstance(item, InputIssue):
-                self.emit(InputProblem(item.position, item.message, item.fatal))
-                if self.settings.strict:
+                if self.settings.strict:  # fatal: reported once, as the error, not "skipped"
                     raise InputError(f"line {item.position}: {item.message} (--strict)")
+                self.emit(InputProblem(item.position, item.message, item.fatal))
             else:
                 bookmarks.append(item)
         if not bookmarks:

@@ -51,6 +51,7 @@ class SourceSpec:
     id_column: str | None = None
     url_column: str | None = None
     where: str | None = None
+    input_encoding: str | None = None
 
     @property
     def location(self) -> str:
@@ -70,7 +71,7 @@ class SourceSpec:
                               ("url_column", self.url_column), ("where", self.where))
             if v is not None}
         return open_source(self.location, input_format=self.input_format,
-                           url_field=self.url_field, **db)
+                           url_field=self.url_field, input_encoding=self.input_encoding, **db)
 
 
 def writeback_options(*, dry_run: bool = False, no_backup: bool, columns: str | None,

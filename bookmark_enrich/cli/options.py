@@ -105,6 +105,26 @@ InputFormatOpt = Annotated[str | None, typer.Option(
     "--input-format", "-f", metavar="<name>", rich_help_panel=INPUT, show_default=False,
     parser=input_format,
     help="Read SOURCE as this format (a name from `formats`) instead of detecting it.")]
+
+
+def input_encoding(value: str) -> str:
+    """A codec name Python knows (utf-8, cp1251, latin-1, utf-16, ...)."""
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise typer.BadParameter(f"unknown encoding {value!r}: give a Python codec name "
+                                 "such as utf-8, cp1251, latin-1 or utf-16") from None
+    return value
+
+
+InputEncodingOpt = Annotated[str | None, typer.Option(
+    "--input-encoding", metavar="<codec>", rich_help_panel=INPUT, show_default=False,
+    parser=input_encoding,
+    help="Read a text SOURCE in this encoding (cp1251, latin-1, utf-16, ...) instead of "
+    "detecting it: a short file that is not UTF-8 can be guessed wrong. Writeback writes "
+    "the same encoding.")]
 # doctor reports an unknown name as a failed check rather than a usage error.
 CheckedFormatOpt = Annotated[str | None, typer.Option(
     "--input-format", "-f", metavar="<name>", rich_help_panel=INPUT, show_default=False,

@@ -44,6 +44,7 @@ from .options import (
     HostFailuresOpt,
     IdColumnOpt,
     IncludeTextOpt,
+    InputEncodingOpt,
     InputFormatOpt,
     KeepGoingOpt,
     LanguageOpt,
@@ -122,6 +123,7 @@ def run(
     ctx: typer.Context,
     source: SourceArg = None,
     input_format: InputFormatOpt = None,
+    input_encoding: InputEncodingOpt = None,
     url_field: UrlFieldOpt = None,
     strict: StrictOpt = False,
     output: OutputOpt = None,
@@ -194,7 +196,8 @@ def run(
 
     Settings flags win over the environment and .env (see `config show`)."""
     _run(settings_from_ctx(ctx),
-         SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
+         SourceSpec(source, input_format, url_field, table, id_column, url_column, where,
+                    input_encoding),
          output=output, output_format=output_format, quiet=quiet, wait_lock=wait_lock,
          keep_going=keep_going, reports=(report_file, metrics_file),
          writeback=writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
@@ -297,6 +300,7 @@ def writeback_cmd(
     source: Annotated[str, typer.Argument(
         help="Bookmarks file or database URL that was enriched before.", show_default=False)],
     input_format: InputFormatOpt = None,
+    input_encoding: InputEncodingOpt = None,
     url_field: UrlFieldOpt = None,
     cache: CacheOpt = None,
     dry_run: DryRunOpt = False,
@@ -320,7 +324,8 @@ def writeback_cmd(
     if source == "-":
         raise UsageError("stdin has no source to write back to; name the file or database")
     _writeback(settings_from_ctx(ctx),
-               SourceSpec(source, input_format, url_field, table, id_column, url_column, where),
+               SourceSpec(source, input_format, url_field, table, id_column, url_column, where,
+                          input_encoding),
                writeback_options(dry_run=dry_run, no_backup=no_backup, columns=columns,
                                  column_prefix=column_prefix, create_columns=create_columns,
                                  archive_field=archive_field),

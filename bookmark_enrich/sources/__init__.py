@@ -46,16 +46,20 @@ def open_source(
     input_format: str | None = None,
     url_field: str | None = None,
     stdin: IO[bytes] | None = None,
+    input_encoding: str | None = None,
     **options: Any,
 ) -> Source:
-    """Open a SOURCE argument: ``-`` (stdin), a path, or a database URL."""
+    """Open a SOURCE argument: ``-`` (stdin), a path, or a database URL.
+
+    ``input_encoding`` names a text file's encoding instead of detecting it."""
     scheme = spec.split(":", 1)[0].lower() if "://" in spec else ""
     if scheme and scheme in SCHEMES:
         return SCHEMES[scheme](spec, url_field=url_field, **options)
     if scheme and scheme not in ("file",):
         known = ", ".join(sorted(SCHEMES)) or "none installed"
         raise InputError(f"unsupported source URL scheme {scheme!r} (database schemes: {known})")
-    return FileSource(spec, input_format=input_format, url_field=url_field, stdin=stdin)
+    return FileSource(spec, input_format=input_format, url_field=url_field, stdin=stdin,
+                      input_encoding=input_encoding)
 
 
 def iter_bookmarks(source: Source, url_field: str | None = None) -> Iterator[Bookmark | InputIssue]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from abc import ABC, abstractmethod
@@ -12,6 +13,7 @@ from typing import IO, Any
 
 from ..dbapi import TableTarget
 from ..models import FileTarget, InputIssue, RawRecord
+from ..textcodec import KEEP_BYTES
 
 __all__ = [
     "URL_FIELD_NAMES",
@@ -20,6 +22,7 @@ __all__ = [
     "RawRecord",
     "ReadOptions",
     "Source",
+    "declared_encoding",
     "detect_encoding",
     "find_url_field",
     "has_junk",
@@ -149,6 +152,18 @@ def detect_encoding(head: bytes) -> Encoding:
     return Encoding(codec)
 
 
+def declared_encoding(head: bytes, name: str) -> Encoding:
+    """The encoding the user named (``--input-encoding``), its own BOM still kept apart.
+
+    Raises LookupError for a name Python has no codec for."""
+    codec = codecs.lookup(name).name
+    family = codec.removesuffix("-sig")
+    for bom, bom_codec in _BOMS:
+        if head.startswith(bom) and bom_codec.startswith(family):
+            return Encoding(bom_codec, bom)
+    return Encoding(family)
+
+
 _DAMAGE = re.compile("[\udc80-\udcff]")
 
 
@@ -169,7 +184,7 @@ def text_stream(stream: IO[bytes], encoding: Encoding | None = None, *,
     """Decode the text, a BOM dropped. Undecodable bytes become U+FFFD, or with
     ``keep_bytes`` lone surrogates, so that a reader that checks each line with
     :func:`has_junk` reports the line instead of changing it silently."""
-    errors = "surrogateescape" if keep_bytes else "replace"
+    errors = KEEP_BYTES if keep_bytes else "replace"
     if encoding is None or encoding.codec == "utf-8":
         return io.TextIOWrapper(stream, encoding="utf-8-sig", errors=errors, newline="")
     if encoding.bom:
@@ -177,7 +192,7 @@ def text_stream(stream: IO[bytes], encoding: Encoding | None = None, *,
     return io.TextIOWrapper(stream, encoding=encoding.codec, errors=errors, newline="")
 
 
-_JUNK = re.compile("[\x00-\x08\x0e-\x1f\x7f\udc80-\udcff]")
+_JUNK = re.compile("[\x00-\x08\x0e-\x1f\x7f\udc00-\udcff]")
 
 
 def has_junk(text: str) -> str | None:
@@ -187,7 +202,7 @@ def has_junk(text: str) -> str | None:
     if match is None:
         return None
     char = match.group()
-    if "\udc80" <= char <= "\udcff":
+    if "\udc00" <= char <= "\udcff":
         return f"byte 0x{ord(char) - 0xdc00:02X} that is not valid text in this encoding"
     return f"binary data (byte 0x{ord(char):02X})"
 

@@ -12,7 +12,15 @@ from typing import IO, Any
 
 from ..errors import InputError
 from ..models import FileTarget, InputIssue
-from .base import Encoding, FileFormat, RawRecord, ReadOptions, Source, detect_encoding
+from .base import (
+    Encoding,
+    FileFormat,
+    RawRecord,
+    ReadOptions,
+    Source,
+    declared_encoding,
+    detect_encoding,
+)
 from .formats import FORMATS
 
 __all__ = ["FileSource", "detect_format"]
@@ -58,6 +66,14 @@ def _looks_binary(head: bytes, encoding: Encoding) -> bool:
     return bad > len(sample) // 20
 
 
+def _declared(head: bytes, name: str) -> Encoding:
+    try:
+        return declared_encoding(head, name)
+    except LookupError:
+        raise InputError(f"unknown encoding {name!r} (--input-encoding): give a Python "
+                         "codec name such as utf-8, cp1251, latin-1 or utf-16") from None
+
+
 def detect_format(head: bytes, suffix: str = "", *, binary: bool = False) -> FileFormat | None:
     """Pick a format by content first, then by file extension (``binary``: binary ones only)."""
     body = head.lstrip(b"\xef\xbb\xbf")
@@ -88,6 +104,7 @@ class FileSource(Source):
         input_format: str | None = None,
         url_field: str | None = None,
         stdin: IO[bytes] | None = None,
+        input_encoding: str | None = None,
     ) -> None:
         self.is_stdin = path == "-"
         self.path = None if self.is_stdin else Path(path)
@@ -122,7 +139,8 @@ class FileSource(Source):
             raise InputError(f"{self.display}: cannot read: {exc.strerror or exc}") from None
         empty = not head.strip()  # no records at all: nothing to do, not an error
         # Binary heads go only to formats that read binary files (SQLite, mozLz40, bplist).
-        encoding = detect_encoding(head)
+        encoding = detect_encoding(head) if input_encoding is None else \
+            _declared(head, input_encoding)
         binary = _looks_binary(head, encoding)
         self.encoding = self.options.encoding = encoding
         if not binary and encoding.codec != "utf-8":  # sniffers read UTF-8

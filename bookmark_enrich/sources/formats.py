@@ -18,14 +18,14 @@ from .exports.pocket import POCKET_CSV, POCKET_HTML
 from .exports.readlater import INSTAPAPER, MATTER, RAINDROP, READWISE
 from .exports.safari import SAFARI
 from .exports.services import KARAKEEP, LINKWARDEN, OMNIVORE, WALLABAG
-from .generic import CSV, JSON, JSONL, TEXT
+from .generic import CSV, JSON, JSON_OBJECT, JSONL, TEXT
 from .netscape import NETSCAPE
 
 __all__ = ["FORMATS", "WRITABLE_CONTAINERS", "describe_formats", "format_table"]
 
 FORMATS: dict[str, FileFormat] = {fmt.name: fmt for fmt in sorted((
     # The generic shapes.
-    NETSCAPE, JSON, JSONL, CSV, TEXT,
+    NETSCAPE, JSON, JSON_OBJECT, JSONL, CSV, TEXT,
     # Browsers.
     CHROME, FIREFOX_JSON, FIREFOX_JSONLZ4, FIREFOX_PLACES, SAFARI,
     # Read-it-later and bookmarking services.

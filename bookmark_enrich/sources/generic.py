@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -18,10 +20,12 @@ __all__ = [
     "read_json",
     "read_jsonl",
     "read_text",
+    "read_wrapped_json",
     "sniff_csv",
     "sniff_json",
     "sniff_jsonl",
     "sniff_text",
+    "sniff_wrapped_json",
 ]
 
 # Bookmarks exported by some tools carry whole pages in a cell.
@@ -94,11 +98,52 @@ def read_jsonl(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | 
         yield RawRecord(lineno, value)
 
 
+# An object whose first key holds an array, that array starting on the next line: a
+# single-line object (a JSON Lines record with a list in it) never matches.
+_WRAPPED = re.compile(rb'\{\s*"[^"\n]{1,64}"\s*:\s*\[[ \t\r]*\n\s*[{"]')
+
+
+def sniff_wrapped_json(head: bytes) -> bool:
+    return _WRAPPED.match(_strip(head)) is not None
+
+
 def read_json(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
     """Stream a JSON array of objects (or of URL strings) without loading it whole."""
+    peek = stream.peek(64) if hasattr(stream, "peek") else b""
+    if _strip(peek).startswith(b"{"):  # never read as zero records, silently
+        yield InputIssue(1, "the JSON is an object, not an array of records; if it holds "
+                         "one (Readability's {\"bookmarks\": [...]}), read it with "
+                         "--input-format json-object", fatal=True)
+        return
+    yield from _json_items(ijson.items(stream, "item", use_float=True))
+
+
+def read_wrapped_json(stream: IO[bytes],
+                      options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
+    """The records of the first array in a top-level object, streamed."""
+    events = ijson.parse(stream, use_float=True)
+    try:
+        for prefix, event, value in events:
+            if event == "start_array" and prefix and "." not in prefix:
+                items = ijson.items(itertools.chain([(prefix, event, value)], events),
+                                    f"{prefix}.item")
+                yield from _json_items(items)
+                return
+    except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
+        yield InputIssue(1, f"JSON broken before its records: {_one_line(exc)}", fatal=True)
+        return
+    yield InputIssue(1, "the JSON object holds no array of records", fatal=True)
+
+
+def _one_line(exc: Exception) -> str:
+    # yajl points at the damage over three lines; the report is one line.
+    return " ".join(str(exc).replace("(right here) ------^", "").split())
+
+
+def _json_items(items: Iterator[Any]) -> Iterator[RawRecord | InputIssue]:
     index = 0
     try:
-        for value in ijson.items(stream, "item", use_float=True):
+        for value in items:
             index += 1
             if isinstance(value, str):
                 value = {"url": value}
@@ -108,9 +153,7 @@ def read_json(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | I
                 continue
             yield RawRecord(index, value)
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError) as exc:
-        # yajl points at the damage over three lines; the report is one line.
-        yield InputIssue(index + 1, f"JSON broken after record {index}: "
-                         f"{' '.join(str(exc).replace('(right here) ------^', '').split())}",
+        yield InputIssue(index + 1, f"JSON broken after record {index}: {_one_line(exc)}",
                          fatal=True)
 
 
@@ -201,6 +244,12 @@ def read_text(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | I
 JSON = FileFormat(
     "json", "JSON array of objects (or of URL strings)", "starts with [",
     (".json",), sniff_json, read_json, priority=200, container="json",
+)
+JSON_OBJECT = FileFormat(
+    "json-object", 'JSON object holding one array of records (Readability\'s {"bookmarks": [...]})',
+    'starts with {"key": [ and a new line', (), sniff_wrapped_json, read_wrapped_json,
+    priority=205, writeback_refusal="only a JSON array or JSON Lines is rewritten in place; "
+    "write the results with -o FILE instead",
 )
 JSONL = FileFormat(
     "jsonl", "JSON Lines, one object per line", "first line is a JSON object",

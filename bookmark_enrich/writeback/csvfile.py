@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from ..models import RawRecord
 from ..records import COLUMN_PREFIX, ENRICHMENT_FIELDS, RECORD_FIELDS, enrichment_cells
+from ..textcodec import KEEP_BYTES
 from .base import WritebackConflict, archive_url, describe_changes
 
 __all__ = ["CSV_FIELDS", "check_round_trip", "rewrite_csv"]
@@ -33,27 +34,67 @@ _SUGGEST = "nothing was changed; write the results elsewhere with -o FILE"
 
 
 def check_round_trip(path: Path, display: str, codec: str, bom: bytes) -> None:
-    """Refuse a file whose bytes do not come back the same once decoded and re-encoded."""
-    decoder = codecs.getincrementaldecoder(codec)(errors="surrogateescape")
-    encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
+    """Refuse a file whose bytes do not come back the same once decoded and re-encoded,
+    naming the first line that would change (a lone surrogate in UTF-16, say)."""
     with open(path, "rb") as f:
         if bom and f.read(len(bom)) != bom:
             raise WritebackConflict(f"{display}: its byte order mark changed; {_SUGGEST}")
-        offset = len(bom)
-        pending = b""
-        while block := f.read(1 << 16):
-            final = len(block) < 1 << 16
+        if _round_trips(f, codec):
+            return
+        f.seek(len(bom))
+        line = _first_changed_line(f, codec)
+    raise WritebackConflict(
+        f"{display}: line {line} cannot be read and written back unchanged as {codec} "
+        f"(its bytes are not valid {codec}); {_SUGGEST}")
+
+
+def _round_trips(f: IO[bytes], codec: str) -> bool:
+    """Whether the rest of ``f`` decodes and encodes back to the same bytes (block by block)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors=KEEP_BYTES)
+    encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
+    pending = b""
+    while True:
+        block = f.read(1 << 16)
+        final = not block
+        try:
+            back = encoder.encode(decoder.decode(block, final), final)
+        except UnicodeError:
+            return False
+        pending += block
+        if not pending.startswith(back):
+            return False
+        pending = pending[len(back):]
+        if final:
+            return not pending
+
+
+def _first_changed_line(f: IO[bytes], codec: str) -> int:
+    """The number of the first line whose bytes do not come back (the slow, exact pass)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors=KEEP_BYTES)
+    encoder = codecs.getincrementalencoder(codec)(errors="surrogateescape")
+    line = 1
+    pending = b""  # bytes read and not yet matched by a re-encoded line
+    carry = ""  # the decoded text of a line not yet complete
+    final = False
+    while not final:
+        block = f.read(1 << 16)
+        final = not block
+        pending += block
+        parts = (carry + decoder.decode(block, final)).split("\n")
+        carry = "" if final else parts.pop()
+        at = 0
+        for number, part in enumerate(parts, start=line):
+            text = part if final and number == line + len(parts) - 1 else part + "\n"
             try:
-                back = encoder.encode(decoder.decode(block, final), final)
+                back = encoder.encode(text, final)
             except UnicodeError:
-                back = b"\0"
-            pending += block
-            if not pending.startswith(back):
-                raise WritebackConflict(
-                    f"{display}: the bytes near byte {offset} cannot be read and written "
-                    f"back unchanged as {codec}; {_SUGGEST}")
-            offset += len(back)
-            pending = pending[len(back):]
+                return number
+            if pending[at: at + len(back)] != back:
+                return number
+            at += len(back)
+        line += len(parts)
+        pending = pending[at:]
+    return line
 
 
 def _ending(text: str) -> tuple[str, str]:

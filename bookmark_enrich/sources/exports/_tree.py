@@ -176,17 +176,21 @@ class _Skip:
 
 
 def leaves_with_folders(first: IO[bytes] | Any, second: IO[bytes] | Any, *, roots_key: str | None,
-                        is_folder: Any, name_of: Any) -> Iterator[tuple[Node, tuple[str, ...]]]:
+                        is_folder: Any, name_of: Any, observe: Any = None
+                        ) -> Iterator[tuple[Node, tuple[str, ...]]]:
     """Leaf nodes with their folder names, from two reads of the same JSON.
 
     The first read learns every folder's name (a folder's name may follow its
     children); the second streams the leaves. A folder of ``name_of(node) is
-    None`` hides its whole subtree (Firefox's tags folder). Damage ends the
+    None`` hides its whole subtree (Firefox's tags folder). ``observe(node)``, if
+    given, sees every node of the first read (scalar fields only). Damage ends the
     first read quietly; the second raises ijson's error after the leaves before it.
     """
     names: dict[tuple[int, ...], str | None] = {}
     try:
         for node in walk_nodes(first, roots_key=roots_key, names_only=True):
+            if observe is not None:
+                observe(node)
             if is_folder(node):
                 names[node.path] = name_of(node)
     except (ijson.JSONError, ijson.IncompleteJSONError, UnicodeDecodeError):

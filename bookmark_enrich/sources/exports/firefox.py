@@ -67,14 +67,53 @@ def _name(node: Node) -> str | None:
     return title if isinstance(title, str) else ""
 
 
-def _entry(node: Node, position: int, folders: tuple[str, ...]) -> RawRecord | InputIssue:
+class _TagFolders:
+    """uri → tags, from the tags folder's own tree: a folder per tag, holding its pages.
+
+    Firefox 3.0 wrote backups with tags only there (no ``tags`` on the entries); later
+    versions write both. Seen in the first read, where nodes close children first: the
+    pages two levels under a top-level folder are held until that folder closes, and
+    kept only if it is the tags folder.
+    """
+
+    def __init__(self) -> None:
+        self.tags: dict[str, list[str]] = {}
+        self._pages: list[tuple[int, str]] = []
+        self._titles: dict[int, str] = {}
+
+    def __call__(self, node: Node) -> None:
+        depth = len(node.path)
+        if depth == 3:
+            uri = node.fields.get("uri")
+            if isinstance(uri, str):
+                self._pages.append((node.path[1], uri))
+        elif depth == 2:
+            title = node.fields.get("title")
+            if isinstance(title, str) and title.strip():
+                self._titles[node.path[1]] = title.strip()
+        elif depth == 1:
+            if node.fields.get("root") == "tagsFolder":
+                for folder, uri in self._pages:
+                    tag = self._titles.get(folder)
+                    if tag is not None and tag not in (known := self.tags.setdefault(uri, [])):
+                        known.append(tag)
+            self._pages.clear()
+            self._titles.clear()
+
+
+def _entry(node: Node, position: int, folders: tuple[str, ...],
+           folder_tags: dict[str, list[str]]) -> RawRecord | InputIssue:
     fields = node.fields
     uri = fields.get("uri")
     if not isinstance(uri, str):
         return InputIssue(position, f"entry {position}: no uri (type {fields.get('type')!r})")
+    # ``tags`` is a comma string in Firefox's backups ("a,b"; "a, b" in 3.x), a list in
+    # some tools' rewrites of them; the tags folder adds what the entry does not say.
+    tags = split_tags(fields.get("tags"), ",")
+    tags += [t for t in folder_tags.get(uri, ()) if t not in tags]
     record = common_record(
         fields, url=uri, title=fields.get("title") if isinstance(fields.get("title"), str)
-        else None, tags=split_tags(fields.get("tags"), ","), folder=folder_path(folders),
+        else None, tags=tags, folder=folder_path(folders),
         created=epoch_iso(fields.get("dateAdded"), "us"))
     return RawRecord(position, record, "url")
 
@@ -90,13 +129,15 @@ def _read_tree(first: IO[bytes], second: IO[bytes],
                what: str) -> Iterator[RawRecord | InputIssue]:
     counted = CountingStream(second)
     position = 0
+    tag_folders = _TagFolders()
     try:
         for node, folders in leaves_with_folders(first, counted, roots_key=None,
-                                                 is_folder=_is_folder, name_of=_name):
+                                                 is_folder=_is_folder, name_of=_name,
+                                                 observe=tag_folders):
             if _is_separator(node):
                 continue
             position += 1
-            yield _entry(node, position, folders)
+            yield _entry(node, position, folders, tag_folders.tags)
     except _ERRORS as exc:
         yield json_damage(position, counted, exc, what)
 
@@ -209,7 +250,8 @@ def _columns(db: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
 
 
-# Firefox before 4 had no guid columns: its roots were named in moz_bookmarks_roots.
+# Firefox before 4 had no guid columns, and before 36 no fixed root guids: the roots
+# were named in moz_bookmarks_roots.
 _ROOT_NAMES = {"places": "root________", "menu": "menu________", "toolbar": "toolbar_____",
                "tags": "tags________", "unfiled": "unfiled_____", "mobile": "mobile______"}
 
@@ -219,7 +261,9 @@ def _folders(db: sqlite3.Connection, mark: list[str]) -> dict[int, tuple[int, st
     guid = "guid" if "guid" in mark else "''"
     folders = {row[0]: (row[1], row[2], row[3] or "") for row in db.execute(
         f"SELECT id, parent, title, {guid} FROM moz_bookmarks WHERE type = 2")}
-    if guid == "''" and _columns(db, "moz_bookmarks_roots"):
+    # From Firefox 4 the guid columns exist, but the roots' guids were random ones until
+    # fixed root guids came: while the roots table exists, it is the one that names them.
+    if _columns(db, "moz_bookmarks_roots"):
         for name, folder_id in db.execute("SELECT root_name, folder_id FROM moz_bookmarks_roots"):
             if folder_id in folders and name in _ROOT_NAMES:
                 parent, title, _ = folders[folder_id]

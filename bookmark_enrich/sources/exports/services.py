@@ -22,6 +22,7 @@ from ._common import (
     folder_path,
     json_array_reader,
     json_damage,
+    seekable_copy,
     split_tags,
     str_or_none,
     to_iso,
@@ -136,18 +137,47 @@ def sniff_karakeep(head: bytes) -> bool:
 
 
 def read_karakeep(stream: IO[bytes], options: ReadOptions) -> Iterator[RawRecord | InputIssue]:
-    """Stream ``bookmarks[]``; links carry ``content.url``, text notes are reported."""
-    counted = CountingStream(stream)
-    position = 0
+    """Stream ``bookmarks[]``; links carry ``content.url``, text notes are reported.
+
+    Newer exports name the lists each bookmark is in (``lists``: ids), and the lists
+    after the bookmarks (``lists[]``: id, name, parentId): a first read learns them,
+    and a bookmark's first list becomes its ``folder``."""
+    with seekable_copy(stream, options) as path, open(path, "rb") as first, \
+            open(path, "rb") as second:
+        folders = _karakeep_lists(first)
+        counted = CountingStream(second)
+        position = 0
+        try:
+            for entry in ijson.items(counted, "bookmarks.item", use_float=True):
+                position += 1
+                yield _karakeep(entry, position, folders)
+        except _ERRORS as exc:
+            yield json_damage(position, counted, exc, "Karakeep JSON")
+
+
+def _karakeep_lists(stream: IO[bytes]) -> dict[str, str]:
+    """List id → its path (``Projects/Inbox``); smart lists (saved searches) left out."""
+    lists: dict[str, tuple[str, Any]] = {}
     try:
-        for entry in ijson.items(counted, "bookmarks.item", use_float=True):
-            position += 1
-            yield _karakeep(entry, position)
-    except _ERRORS as exc:
-        yield json_damage(position, counted, exc, "Karakeep JSON")
+        for item in ijson.items(stream, "lists.item", use_float=True):
+            if isinstance(item, dict) and isinstance(item.get("id"), str) and \
+                    item.get("type") != "smart":
+                lists[item["id"]] = (str_or_none(item.get("name")) or "", item.get("parentId"))
+    except _ERRORS:
+        pass  # the second read reports the damage
+    paths: dict[str, str] = {}
+    for list_id in lists:
+        names: list[str] = []
+        at: Any = list_id
+        while at in lists and len(names) <= len(lists):  # a parent loop ends here
+            name, at = lists[at]
+            names.append(name)
+        if (folder := folder_path(tuple(names[::-1]))) is not None:
+            paths[list_id] = folder
+    return paths
 
 
-def _karakeep(entry: Any, position: int) -> RawRecord | InputIssue:
+def _karakeep(entry: Any, position: int, folders: dict[str, str]) -> RawRecord | InputIssue:
     if not isinstance(entry, dict):
         return InputIssue(position, f"entry {position}: not an object")
     content = entry.get("content")
@@ -161,7 +191,9 @@ def _karakeep(entry: Any, position: int) -> RawRecord | InputIssue:
         entry, url=url, title=str_or_none(entry.get("title")) or
         str_or_none(content.get("title")), tags=split_tags(entry.get("tags")),
         created=to_iso(entry.get("createdAt")), notes=str_or_none(entry.get("note")),
-        excerpt=str_or_none(content.get("description"))), "url")
+        excerpt=str_or_none(content.get("description")),
+        folder=next((folders[i] for i in entry.get("lists") or () if i in folders), None)
+        if isinstance(entry.get("lists"), list) else None), "url")
 
 
 OMNIVORE = FileFormat(
