@@ -18,12 +18,13 @@ from .models import Bookmark, InputIssue, RawRecord
 from .pipeline import Executor, Pipeline, Sink, build_record, preflight
 from .settings import Settings
 from .sources import Source, iter_bookmarks, to_bookmark
-from .stages import Stage, build_stages
+from .stages import EmbedStage, Stage, TagHintProvider, build_stages
+from .stages.neighbours import NeighbourTags
 from .tags import TagVocabulary
 from .writeback import Report, Results, WritebackOptions, Writer, writer_for
 
 __all__ = ["SourceWriter", "cached_records", "enrich", "enrich_queued", "open_writer",
-           "preflight", "tag_vocabulary"]
+           "preflight", "tag_hints", "tag_vocabulary"]
 
 _REPLAY_CHUNK = 500
 STDIN_NOTE = "note: stdin has no source to write back to; the results go to stdout"
@@ -40,6 +41,15 @@ def with_file_root(settings: Settings, source: Source) -> Settings:
 def tag_vocabulary(settings: Settings, cache: ResultCache) -> TagVocabulary:
     """The collection's tags so far, from recent summaries in the cache."""
     return TagVocabulary(cache.recent_tags(), lowercase=settings.lowercase_tags)
+
+
+def tag_hints(settings: Settings, cache: ResultCache, stages: list[Stage]) -> TagHintProvider:
+    """The vocabulary, with neighbours' tags as suggestions when bookmarks are embedded."""
+    vocabulary = tag_vocabulary(settings, cache)
+    embed = next((s for s in stages if isinstance(s, EmbedStage)), None)
+    if embed is None or not settings.tag_neighbours:
+        return vocabulary
+    return NeighbourTags(vocabulary, embed.client, cache, neighbours=settings.tag_neighbours)
 
 
 async def enrich(
@@ -77,7 +87,7 @@ async def enrich(
                                  run_options if run_options is not None else settings.masked())
         pipeline = Pipeline(settings, cache, stages, run_id=run_id, sink=sink,
                             subscribers=subscribers, source_location=source.location,
-                            executor=executor, tag_hints=tag_vocabulary(settings, cache))
+                            executor=executor, tag_hints=tag_hints(settings, cache, stages))
         pipeline.stats.run_id = run_id
         status = "failed"
         try:

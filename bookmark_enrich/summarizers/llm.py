@@ -307,6 +307,9 @@ class LLMSummarizer:
             head.append(f"Title: {meta['title']}")
         if meta.get("site_name"):
             head.append(f"Site: {meta['site_name']}")
+        if meta.get("suggested_tags"):
+            head.append("Tags of similar bookmarks (reuse those that fit, spelled exactly "
+                        "so): " + ", ".join(meta["suggested_tags"][:MAX_OFFERED_TAGS]) + ".")
         if kind == "part":
             head.append(f"This is part {part[0]} of {part[1]} of a long page; describe this part.")
         elif kind == "combine":
