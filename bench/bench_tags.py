@@ -129,7 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     world = World(args.topics)
     pages = PageServer().start()
-    llm = SprawlingLLM(world, args.obey).start()
+    llm = SprawlingLLM(world, args.obey)
+    llm.start()
     emb = EmbeddingServer(dimensions=256).start()
     rng = random.Random(7)
     try:
