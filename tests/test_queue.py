@@ -17,14 +17,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from bookmark_enrich import __version__, enrich, load_settings, open_source
+from bookmark_enrich.cli import app
 from bookmark_enrich.errors import UsageError
 from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.stages import build_stages
 from tests.conftest import skip_or_fail
 from tests.fixtures_redis import RedisQueue
 from tests.helpers import CORE_ONLY, cli, jsonl, run_library
+from tests.servers.embeddings import EmbeddingServer
 from tests.servers.pages import PageServer
 from tests.servers.redis import start_private
 
@@ -323,6 +326,38 @@ def test_default_stages_through_the_queue_match_a_local_run(
     assert comparable(queued) == comparable(local)
     assert all(r["enrichment"]["summary"] for r in queued)
 
+
+
+@pytest.mark.redis
+def test_workers_embed_and_search_works_on_the_queue_filled_cache(
+        redis_queue: RedisQueue, pages: PageServer, embeddings: EmbeddingServer,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The embeddings server's address reaches the worker and the coordinator by the
+    # environment (the fixture sets BOOKMARK_ENRICH_EMBEDDING_URL).
+    page = "<html><head><title>{}</title></head><body><article><p>{}</p></article></body></html>"
+    bread = pages.add("q-bread", page.format(
+        "Sourdough starter care", "Feed the sourdough starter flour and water daily. " * 20))
+    pizza = pages.add("q-pizza", page.format(
+        "Pizza dough", "Pizza dough ferments cold for two days before baking. " * 20))
+    source = write_urls(tmp_path / "urls.txt", [bread, pizza])
+    cache = tmp_path / "c.sqlite"
+    worker = start_worker(redis_queue)
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
+        proc = start_coordinator(redis_queue, source, cache, "-q")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop(worker)
+    assert proc.returncode == 0, err.decode()
+    assert all(r["stages"]["embed"]["status"] == "ok" for r in jsonl(out))
+    assert sum(embeddings.batches) >= 3  # the worker's health check and the two pages
+    monkeypatch.setenv("BOOKMARK_ENRICH_CACHE", str(cache))
+    runner = CliRunner()
+    result = runner.invoke(app, ["search", "flour water", "--mode", "semantic", "--jsonl"])
+    found = [json.loads(x)["url"] for x in result.stdout.splitlines()]
+    assert result.exit_code == 0 and found[0] == bread, result.stderr
+    result = runner.invoke(app, ["similar", pizza, "--jsonl"])
+    assert [json.loads(x)["url"] for x in result.stdout.splitlines()] == [bread]
 
 @pytest.mark.redis
 def test_sigkilled_worker_loses_no_bookmark_and_duplicates_none(
