@@ -172,3 +172,22 @@ def test_the_summarizer_gets_the_tags_of_similar_bookmarks(
     run_library([pages.add("nb-loaf", page.format("Loaf", bread * 18))],
                 **{**settings, "tag_neighbours": 0})
     assert "similar bookmarks" not in _user_prompt_of(llm, "Loaf")
+
+
+def test_a_run_indexes_what_it_changed_once_the_cache_has_an_index(
+        pages: PageServer, cache_path: Path) -> None:
+    def tables_and_pending() -> tuple[int, int | None]:
+        with sqlite3.connect(cache_path) as conn:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master "
+                                  "WHERE name = 'search_dirty'").fetchone()[0]
+            pending = conn.execute("SELECT count(*) FROM search_dirty").fetchone()[0] \
+                if tables else None
+        return tables, pending
+
+    run_library([pages.url("/article/ix1")], cache=cache_path)
+    assert tables_and_pending() == (0, None)  # never searched: the first search indexes
+    assert runner.invoke(app, ["cache", "reindex"]).exit_code == 0
+    run_library([pages.url("/article/ix2"), pages.url("/article/ix3")], cache=cache_path)
+    assert tables_and_pending() == (1, 0)
+    with sqlite3.connect(cache_path) as conn:
+        assert conn.execute("SELECT count(*) FROM search_docs").fetchone()[0] == 3
