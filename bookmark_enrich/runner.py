@@ -19,8 +19,8 @@ from .models import Bookmark, InputIssue, RawRecord
 from .pipeline import Executor, Pipeline, Sink, build_record, preflight
 from .settings import Settings
 from .sources import Source, iter_bookmarks, to_bookmark
-from .stages import EmbedStage, Stage, TagHintProvider, build_stages
-from .stages.neighbours import NeighbourTags
+from .stages import Stage, TagHintProvider, build_stages
+from .stages.neighbours import neighbour_tags
 from .tags import TagVocabulary
 from .writeback import Report, Results, WritebackOptions, Writer, writer_for
 
@@ -47,10 +47,7 @@ def tag_vocabulary(settings: Settings, cache: ResultCache) -> TagVocabulary:
 def tag_hints(settings: Settings, cache: ResultCache, stages: list[Stage]) -> TagHintProvider:
     """The vocabulary, with neighbours' tags as suggestions when bookmarks are embedded."""
     vocabulary = tag_vocabulary(settings, cache)
-    embed = next((s for s in stages if isinstance(s, EmbedStage)), None)
-    if embed is None or not settings.tag_neighbours:
-        return vocabulary
-    return NeighbourTags(vocabulary, embed.client, cache, neighbours=settings.tag_neighbours)
+    return neighbour_tags(settings, stages, vocabulary, cache) or vocabulary
 
 
 async def enrich(

@@ -23,18 +23,32 @@ from ..cache import ResultCache
 from ..errors import CacheError, ServiceUnavailable, StageError
 from ..models import Bookmark
 from ..services.embeddings import EmbeddingClient
+from ..settings import Settings
 from ..tags import TagHints, TagVocabulary, normalize_tags, tag_identity
-from .embed import embedding_text
+from .base import Stage
+from .embed import EmbedStage, embedding_text
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["RECENT", "NeighbourTags"]
+__all__ = ["RECENT", "NeighbourTags", "neighbour_tags"]
 
 RECENT = 10_000
 """Tagged bookmarks searched for neighbours (30 MB of vectors at 768 dimensions)."""
 OFFERED = 10
 """Suggested tags at most, the closest neighbours' first."""
+
+
+def neighbour_tags(settings: Settings, stages: list[Stage], vocabulary: TagVocabulary,
+                   cache: ResultCache | None = None) -> NeighbourTags | None:
+    """Suggestions for these stages, when they embed and suggestions are on (else None).
+
+    Without ``cache`` (a queue worker) the neighbours are the bookmarks it tagged itself.
+    """
+    embed = next((s for s in stages if isinstance(s, EmbedStage)), None)
+    if embed is None or not settings.tag_neighbours:
+        return None
+    return NeighbourTags(vocabulary, embed.client, cache, neighbours=settings.tag_neighbours)
 
 
 class _Ring:
@@ -84,7 +98,7 @@ class NeighbourTags:
     """The run's tag vocabulary, plus per-bookmark suggestions from similar bookmarks."""
 
     def __init__(self, vocabulary: TagVocabulary, client: EmbeddingClient,
-                 cache: ResultCache, *, neighbours: int = 5, capacity: int = RECENT) -> None:
+                 cache: ResultCache | None, *, neighbours: int = 5, capacity: int = RECENT) -> None:
         self.vocabulary = vocabulary
         self.client = client
         self.neighbours = neighbours
