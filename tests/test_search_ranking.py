@@ -172,6 +172,10 @@ def test_the_summarizer_gets_the_tags_of_similar_bookmarks(
     run_library([pages.add("nb-loaf", page.format("Loaf", bread * 18))],
                 **{**settings, "tag_neighbours": 0})
     assert "similar bookmarks" not in _user_prompt_of(llm, "Loaf")
+    embeddings.batches.clear()  # the built-in summarizer reads no suggestions: none asked
+    run_library([pages.add("nb-bun", page.format("Bun", bread * 17))],
+                **{**settings, "summarizer": "builtin"})
+    assert sum(embeddings.batches[1:]) == 1
 
 
 def test_a_run_indexes_what_it_changed_once_the_cache_has_an_index(

@@ -95,7 +95,8 @@ class SummarizeStage(Stage):
         provider = ctx.tag_hints or self._vocabulary
         own = record_tags(ctx.bookmark.record)
         provider.observe(own)
-        await provider.prepare(ctx.bookmark, meta, text)
+        if summarizer.name == "llm":  # the built-in one tags from the page's words alone
+            await provider.prepare(ctx.bookmark, meta, text)
         hints = provider.hints(ctx.bookmark)
         if hints.suggestions:  # per bookmark: the prompt puts them after its stable part
             meta = {**meta, "suggested_tags": hints.suggestions}
