@@ -108,9 +108,9 @@ async def enrich(
 
 
 def catch_up_index(cache: ResultCache) -> None:
-    """Index what a run changed, when the cache has a search index: about half a
-    millisecond a bookmark (bench/README.md), so the next search starts at once. A
-    cache never searched is indexed on its first search instead, with a progress bar."""
+    """Index what a run changed, when the cache has a search index: under a millisecond
+    a bookmark (bench/README.md), so the next search starts at once. A cache never
+    searched is indexed on its first search instead, with a progress bar."""
     from .search.index import SearchIndex
 
     try:
