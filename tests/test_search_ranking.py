@@ -195,3 +195,18 @@ def test_a_run_indexes_what_it_changed_once_the_cache_has_an_index(
     assert tables_and_pending() == (1, 0)
     with sqlite3.connect(cache_path) as conn:
         assert conn.execute("SELECT count(*) FROM search_docs").fetchone()[0] == 3
+
+
+def test_neighbours_keep_the_newest_tagged_bookmarks() -> None:
+    import numpy as np
+
+    from bookmark_enrich.stages.neighbours import _closest_tags, _Ring
+
+    ring = _Ring(2)
+    for i, tags in enumerate((["old"], ["mid"], ["new"])):
+        ring.add(np.eye(3, dtype="<f4")[i], tags)
+    # "old" made way: only the two newest are left, whatever the query.
+    assert {t[0] for t in ring.nearest(np.eye(3, dtype="<f4")[0], 5)} == {"mid", "new"}
+    assert ring.nearest(np.eye(3, dtype="<f4")[2], 1) == [["new"]]
+    assert ring.nearest(np.ones(4, dtype="<f4"), 1) == []  # another model's size
+    assert _closest_tags([["Baking", "bread"], ["baking", "pizza"]], 2) == ["Baking", "bread"]

@@ -37,6 +37,9 @@ RECENT = 10_000
 """Tagged bookmarks searched for neighbours (30 MB of vectors at 768 dimensions)."""
 OFFERED = 10
 """Suggested tags at most, the closest neighbours' first."""
+_WAITING = 4096
+"""Bookmarks between their suggestions and their tags, at most (more than in flight):
+one whose summary failed never comes back for its vector."""
 
 
 def neighbour_tags(settings: Settings, stages: list[Stage], vocabulary: TagVocabulary,
@@ -124,6 +127,8 @@ class NeighbourTags:
         query = query / (float(np.linalg.norm(query)) or 1.0)
         self._load()
         self._queries[bookmark.key] = query
+        if len(self._queries) > _WAITING:
+            del self._queries[next(iter(self._queries))]
         suggested = _closest_tags(self._ring.nearest(query, self.neighbours), OFFERED)
         if suggested:
             self._suggested[bookmark.key] = suggested
