@@ -96,12 +96,14 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.UPSTREAM_SKIPPED: ("any", "Skipped: a stage this one needs was skipped."),
     Reason.TIMEOUT: ("fetch, extract, media, summarize", "The server did not answer in "
                      "time, or a document's extraction took longer than "
-                     "`document_timeout`."),
+                     "`document_timeout`; for summarize, the model produced no new token "
+                     "for `llm_timeout` seconds (a model still writing is never cut off)."),
     Reason.CONNECTION_ERROR: ("fetch, media", "The connection failed (reset, cut, "
                               "unreachable network); refusals and unknown names have their "
                               "own codes."),
-    Reason.RATE_LIMITED: ("fetch, media, summarize", "HTTP 429 or the service's rate limit; "
-                          "retried, honouring Retry-After."),
+    Reason.RATE_LIMITED: ("fetch, media, summarize", "HTTP 429 or the service's rate limit "
+                          "(for the LLM also 503 or a \"busy\" answer, which lowers its "
+                          "concurrency); retried, honouring Retry-After."),
     Reason.SERVER_ERROR: ("fetch, media, summarize", "HTTP 5xx; retried with backoff."),
     Reason.NOT_FOUND: ("fetch, media", "HTTP 404, or a missing file: the link is dead."),
     Reason.GONE: ("fetch, media", "HTTP 410 Gone: the link is dead, on purpose."),
@@ -145,9 +147,11 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.NO_TEXT: ("extract, summarize", "Skipped: the PDF has no text layer (a scan); "
                      "its metadata is kept. OCR is out of scope."),
     Reason.SUMMARIZE_ERROR: ("summarize", "The summarizer failed for another reason."),
-    Reason.CONTEXT_OVERFLOW: ("summarize", "The prompt does not fit the model's context."),
+    Reason.CONTEXT_OVERFLOW: ("summarize", "The prompt does not fit the model's context, "
+                              "even after two retries with half the text and fewer "
+                              "requests in flight."),
     Reason.BAD_JSON: ("summarize", "The model's answer is not valid JSON for the schema, "
-                      "after one repair request."),
+                      "after closing a cut-off answer and one repair request."),
     Reason.MODEL_NOT_LOADED: ("summarize", "The server has no such model loaded."),
     Reason.LLM_UNREACHABLE: ("summarize", "The LLM server cannot be reached."),
     Reason.NOT_MEDIA: ("media", "Skipped: the bookmark is not a media link."),

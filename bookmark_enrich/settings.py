@@ -102,13 +102,39 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(
         120.0, gt=0,
-        description="Seconds per LLM request (local models on a CPU are slow); a timeout is "
-        "not retried.",
+        description="Seconds an LLM answer may go without a new token (the first one "
+        "included); a model still writing is never cut off, a stalled one is not retried.",
     )
-    llm_concurrency: int = Field(
-        2, ge=1, le=64,
-        description="LLM requests in flight (local servers have few parallel slots).",
+    llm_concurrency: int | Literal["auto"] = Field(
+        "auto",
+        description="LLM requests in flight: auto (the server's slots, else adapted to its "
+        "throughput) or a number.",
     )
+    llm_input_tokens: int = Field(
+        1500, ge=128, le=1_000_000,
+        description="Page text one LLM request reads, in tokens: the title, description and "
+        "lead, then the most informative sentences.",
+    )
+    llm_full_text: bool = Field(
+        False, description="Read a page longer than --llm-input-tokens whole, in parts, "
+        "and combine the parts' answers (slower, one request per part).")
+    prompt_file: Path | None = Field(
+        None, description="A prompt template replacing the instructions (placeholders in "
+        "the LLM guide); the output schema is still enforced.",
+        json_schema_extra=_default_text("the built-in instructions"))
+    tag_list: Path | None = Field(
+        None, description="A file of allowed tags, one a line: the LLM may only choose "
+        "from it.", json_schema_extra=_default_text("any tag"))
+    summary_sentences: int = Field(
+        3, ge=1, le=10, description="Sentences (or bullets) in an LLM summary, at most.")
+    summary_style: Literal["paragraph", "bullets"] = Field(
+        "paragraph", description="How an LLM summary reads: paragraph or bullets.")
+    tag_style: Literal["lowercase", "kebab-case", "as-written"] = Field(
+        "lowercase", description="How LLM tags are spelled (--keep-tag-case means "
+        "as-written).")
+    tag_model: str | None = Field(
+        None, description="A separate LLM model for tags (one more request per bookmark).",
+        json_schema_extra=_default_text("the summary model, in the same request"))
     context_tokens: int | None = Field(
         None, ge=512, description="Model context length, overriding what the server reports.",
         json_schema_extra=_default_text("as reported, else 4096"),
@@ -311,12 +337,24 @@ class Settings(BaseSettings):
         json_schema_extra=_default_text("none"))
 
     @field_validator("lm_studio_api_url", "cobalt_api_url", "s3_endpoint", "lm_studio_model",
-                     "language", "embedding_url", "embedding_model", mode="before")
+                     "language", "embedding_url", "embedding_model", "tag_model",
+                     "prompt_file", "tag_list", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # ``FOO=`` in a .env file means "not configured", not "the empty URL".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("llm_concurrency", mode="before")
+    @classmethod
+    def _concurrency(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not 1 <= value <= 64:
+            raise ValueError("must be auto or a number from 1 to 64")
         return value
 
     @field_validator("allow_hosts", "allow_file_roots", mode="before")
@@ -342,6 +380,13 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [str(h).strip().lower() for h in value if str(h).strip()]
         return value
+
+    @property
+    def effective_tag_style(self) -> str:
+        """``tag_style``, with --keep-tag-case (``lowercase_tags`` off) meaning as-written."""
+        if self.tag_style == "lowercase" and not self.lowercase_tags:
+            return "as-written"
+        return self.tag_style
 
     @property
     def max_page_bytes(self) -> int:

@@ -83,7 +83,7 @@ def test_every_input_format_keeps_original_fields(
             assert user_title == "Mine"  # the user's own title is untouched
         if expected == "netscape":
             assert rec["record"]["folder"] == "Dev"
-            assert rec["record"]["tags"] == "a,b"
+            assert rec["record"]["tags"] == ["a", "b"]  # Netscape TAGS read as a list
             assert rec["record"]["add_date"] == "1700000000"
 
 
@@ -160,7 +160,7 @@ def test_malformed_json_lines_are_reported_with_line_numbers(pages: PageServer) 
              json.dumps({"title": "no url"}), json.dumps({"url": "ftp://x.org/f"}),
              json.dumps({"url": pages.url("/article/j2")})]
     proc = cli("run", "-", "-q", input="\n".join(lines) + "\n")
-    assert proc.returncode == 0
+    assert proc.returncode == 1  # skipped records end the run with failures (issue 16)
     assert len(jsonl(proc.stdout)) == 2
     err = proc.stderr.decode()
     for n in (2, 3, 4, 5):
@@ -249,6 +249,6 @@ def test_terminal_gets_live_bars_and_stdout_stays_json(pages: PageServer) -> Non
 def test_jsonl_with_a_broken_first_line_is_still_jsonl(pages: PageServer) -> None:
     data = "{\"url\": broken\n" + json.dumps({"url": pages.url("/article/after-broken")}) + "\n"
     proc = cli("run", "-", "-q", input=data)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a skipped record is a failure
     assert b"line 1: invalid JSON" in proc.stderr
     assert len(jsonl(proc.stdout)) == 1

@@ -105,7 +105,9 @@ def test_first_server_with_a_loaded_model_is_used(servers: list[LLMServer]) -> N
     summarizer, notices, _ = choose(settings)
     assert summarizer.name == "llm"
     assert getattr(summarizer, "model", None) == "llama3.2:3b"
-    assert notices == [f"summarizer: LLM llama3.2:3b found at 127.0.0.1:{ollama.port}"]
+    assert notices == [f"summarizer: LLM llama3.2:3b found at 127.0.0.1:{ollama.port}",
+                       "llm concurrency: 2 (auto: the server does not report its slots; "
+                       "adapting to throughput)"]
     info = describe(settings)
     assert (info["status"], info["summarizer"], info["why"], info["model"]) == \
         ("ok", "llm", "discovered", "llama3.2:3b")

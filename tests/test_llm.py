@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import time
 from typing import Any
@@ -12,7 +13,13 @@ import pytest
 
 from bookmark_enrich.events import RunStats
 from bookmark_enrich.models import OutputRecord
-from bookmark_enrich.services.llm import LLMClient, LLMError, LLMUnavailable, llm_checks
+from bookmark_enrich.services.llm import (
+    BUSY_RETRIES,
+    LLMClient,
+    LLMError,
+    LLMUnavailable,
+    llm_checks,
+)
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.summarizers.llm import (
     AnswerError,
@@ -61,7 +68,9 @@ def test_one_structured_call_per_bookmark(pages: PageServer, llm: LLMServer) -> 
     assert len(chats) == 2
     for body in chats:
         assert body["response_format"]["type"] == "json_schema"  # never json_object
-        assert body["max_tokens"] == 1000 and body["temperature"] == 0.7
+        # Derived from the schema's bounds (LM_STUDIO_MAX_TOKENS, 1000, only caps it).
+        assert body["max_tokens"] == 650 and body["temperature"] == 0.7
+        assert body["stream"] is True
         assert body["model"] == "test-model-7b"
     figures = stats.metrics["summarize"]
     assert figures["llm calls"] == 2
@@ -83,8 +92,10 @@ def test_invalid_json_gets_one_repair_request(pages: PageServer, llm: LLMServer)
     llm.modes = {"invalid_first"}
     records, _ = summarize([pages.url("/article/repair")])
     assert records[0]["status"] == "ok"
-    _first, repair = llm.chat_requests
-    assert repair["messages"][-2]["role"] == "assistant"
+    first, repair = llm.chat_requests
+    # The shared prefix, then the broken answer and what is wrong with it.
+    assert repair["messages"][0] == first["messages"][0]
+    assert repair["messages"][-1]["content"].startswith("Here is an answer")
     assert "not valid: invalid JSON" in repair["messages"][-1]["content"]
 
 
@@ -156,11 +167,11 @@ def test_merge_tags_puts_the_record_tags_first(pages: PageServer, llm: LLMServer
 def test_summary_follows_the_page_language_or_the_forced_one(pages: PageServer,
                                                             llm: LLMServer) -> None:
     records, _ = summarize([pages.url("/article/de1?lang=de")])
-    assert "code 'de'" in llm.chat_requests[0]["messages"][0]["content"]
+    assert "language: 'de'" in llm.chat_requests[0]["messages"][1]["content"]
     assert records[0]["enrichment"]["language"] == "de"
     llm.reset()
     records, _ = summarize([pages.url("/article/de2?lang=de")], language="en")
-    assert "language with code 'en'" in llm.chat_requests[0]["messages"][0]["content"]
+    assert "language: 'en'" in llm.chat_requests[0]["messages"][1]["content"]
     assert records[0]["enrichment"]["language"] == "en"
 
 
@@ -169,7 +180,7 @@ def test_long_page_is_chunked_on_paragraphs_and_combined(pages: PageServer,
                                                         llm: LLMServer) -> None:
     llm.context_length = 2048  # reported by LM Studio's /api/v0/models
     url = pages.add("long", long_page())
-    records, _ = summarize([url])
+    records, _ = summarize([url], llm_full_text=True)
     assert records[0]["status"] == "ok", records[0]["errors"]
     chats = llm.chat_requests
     parts = [c for c in chats if "This is part" in c["messages"][1]["content"]]
@@ -185,7 +196,7 @@ def test_long_page_is_chunked_on_paragraphs_and_combined(pages: PageServer,
 def test_context_tokens_flag_overrides_the_reported_length(pages: PageServer,
                                                           llm: LLMServer) -> None:
     url = pages.add("long2", long_page())
-    summarize([url], context_tokens=2048)  # the server reports 8192
+    summarize([url], context_tokens=2048, llm_full_text=True)  # the server reports 8192
     assert len(llm.chat_requests) > 2
     llm.reset(context_length=1024)
     records, _ = summarize([url], context_tokens=8192, force=True)  # a lie: it overflows
@@ -223,7 +234,8 @@ def test_rate_limited_retries_then_gives_up(pages: PageServer, llm: LLMServer) -
     llm.modes = {"rate_limited"}
     records, _ = summarize([pages.url("/article/429")], retries=1)
     assert records[0]["errors"][0]["reason"] == "rate_limited"
-    assert len(llm.chat_requests) == 2
+    # Busy answers are waited out (BUSY_RETRIES), then the bookmark fails, not retried.
+    assert len(llm.chat_requests) == BUSY_RETRIES + 1
 
 
 @pytest.mark.parametrize(("flavor", "text"), [
@@ -321,7 +333,10 @@ def test_cli_flags_and_end_of_run_figures(pages: PageServer, llm: LLMServer) -> 
     assert record["enrichment"]["tags"] == ["gardening"]
     assert record["enrichment"]["language"] == "fr"
     err = proc.stderr.decode()
-    assert "llm calls 1" in err and "prompt tokens" in err and "mean latency" in err
+    assert "llm concurrency: 1 (--llm-concurrency)" in err  # the run's first lines
+    flat = re.sub(r"[\s│]+", " ", err)  # the summary table wraps its detail column
+    assert "llm calls 1" in flat and "prompt tokens" in flat and "mean latency" in flat
+    assert "cached prompt share" in flat
     # --no-summary turns the stage off even with the server gone.
     env = {**ON, "LM_STUDIO_API_URL": f"http://127.0.0.1:{closed_port()}/v1"}
     proc = cli("run", "-", "-q", "--no-summary", input=pages.url("/article/ns") + "\n",
@@ -394,14 +409,14 @@ def test_prompt_injection_cannot_break_the_schema(pages: PageServer, llm: LLMSer
     ('```\n{"summary": "Bare fence works. Yes.", "keywords": []}\n```', "Bare fence works. Yes."),
     ('{"summary": "Before thinking. Fine."}<think>{"summary": "cut off mid-thought',
      "Before thinking. Fine."),
-    ('{"summary": "One. Two. Three. Four. Five. Six."}', "One. Two. Three. Four."),
+    ('{"summary": "One. Two. Three. Four. Five. Six."}', "One. Two. Three. Four. Five. Six."),
 ])
 def test_parse_answer_is_tolerant(content: str, summary: str) -> None:
     assert parse_answer(content).summary == summary
 
 
 @pytest.mark.parametrize("content", ["", "no json here", '{"summary": ""}', '{"tags": []}',
-                                     '{"summary": "unterminated'])
+                                     '{"summary": "unterm'])
 def test_parse_answer_rejects(content: str) -> None:
     with pytest.raises(AnswerError):
         parse_answer(content)
@@ -412,7 +427,8 @@ def test_health_checks(llm: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
     provider = llm_checks
     checks = asyncio.run(provider(load_settings(), {"deep": True}))
     by_name = {c.name.split(" http")[0]: c for c in checks}
-    assert [c.status for c in checks] == ["ok", "ok", "ok", "ok"]
+    assert [c.status for c in checks] == ["ok", "ok", "ok", "ok", "ok"]
+    assert by_name["llm concurrency"].detail.startswith("2 (auto: ")
     assert "test-model-7b: loaded, context 8192" in by_name["llm model"].detail
     assert by_name["llm answer"].latency_ms is not None
     assert all(c.required for c in checks)  # LM_STUDIO_API_URL is set explicitly
@@ -429,7 +445,8 @@ def test_health_checks(llm: LLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_book_length_page_costs_at_most_sixteen_parts(pages: PageServer,
                                                       llm: LLMServer) -> None:
     llm.context_length = 1024
-    records, _ = summarize([pages.add("book", long_page(120))], lm_studio_max_tokens=200)
+    records, _ = summarize([pages.add("book", long_page(120))], lm_studio_max_tokens=200,
+                           llm_full_text=True)
     assert records[0]["status"] == "ok", records[0]["errors"]
     users = [c["messages"][1]["content"] for c in llm.chat_requests]
     page_parts = [u for u in users if "of 16 of a long page" in u]

@@ -296,7 +296,7 @@ def test_netscape_summary_becomes_dd_and_structure_stays(tmp_path: Path,
 
 def test_changed_file_is_not_overwritten(tmp_path: Path, pages: PageServer) -> None:
     path = _file(tmp_path, "jsonl", [pages.url(f"/article/ch{i}") for i in range(3)])
-    assert invoke("run", str(path), "-q").exit_code == 0
+    assert invoke("run", str(path), "-q").exit_code == 1  # its broken line is skipped
     src = open_source(str(path))
     writer = open_writer(src, WritebackOptions(), lambda m: None)
     assert writer is not None
@@ -313,7 +313,7 @@ def test_failure_before_rename_leaves_the_file_untouched(tmp_path: Path,
                                                          pages: PageServer) -> None:
     path = _file(tmp_path, "json", [pages.url(f"/article/fail{i}") for i in range(3)])
     original = path.read_bytes()
-    assert invoke("run", str(path), "-q").exit_code == 0
+    assert invoke("run", str(path), "-q").exit_code == 1  # its record without a URL is skipped
 
     def boom() -> None:
         raise OSError("disk full (injected)")
@@ -399,7 +399,7 @@ def test_file_dry_run_lists_fields(tmp_path: Path, pages: PageServer) -> None:
     path = _file(tmp_path, "jsonl", [pages.url(f"/article/dr{i}") for i in range(3)])
     original = path.read_bytes()
     result = invoke("run", str(path), "--dry-run")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr  # its broken line is skipped
     assert "line 1: add enrichment.final_url" in result.stderr
     assert "dry run: 3 of 3 records would change" in result.stderr
     assert path.read_bytes() == original

@@ -12,6 +12,8 @@ environment, ``.env`` and defaults. Everything here is cheap to import.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -23,7 +25,7 @@ from ..config import default_text, describe
 from ..settings import MediaBackendName, Settings, SummarizerName, VideoQuality, env_name
 from ..sinks import OutputFormat
 
-__all__ = ["choice", "option_help", "setting_option"]
+__all__ = ["choice", "option_help", "prompt_options", "setting_option"]
 
 # Help panels, in the order `run --help` shows them.
 INPUT = "Input"
@@ -182,7 +184,8 @@ LlmUrlOpt = Annotated[str | None, setting_option(
     "lm_studio_api_url", "--llm-url", metavar="<url>", panel=SUMMARY)]
 ModelOpt = Annotated[str | None, setting_option("lm_studio_model", "--model", panel=SUMMARY)]
 LlmTimeoutOpt = Annotated[float | None, setting_option("llm_timeout", panel=SUMMARY)]
-LlmConcurrencyOpt = Annotated[int | None, setting_option("llm_concurrency", panel=SUMMARY)]
+LlmConcurrencyOpt = Annotated[str | None, setting_option(
+    "llm_concurrency", metavar="auto|N", panel=SUMMARY)]
 ContextTokensOpt = Annotated[int | None, setting_option("context_tokens", panel=SUMMARY)]
 MaxTagsOpt = Annotated[int | None, setting_option("max_tags", panel=SUMMARY)]
 LanguageOpt = Annotated[str | None, setting_option("language", panel=SUMMARY)]
@@ -195,6 +198,50 @@ SEARCH = "Search"
 EmbeddingUrlOpt = Annotated[str | None, setting_option(
     "embedding_url", metavar="<url>", panel=SEARCH)]
 EmbeddingModelOpt = Annotated[str | None, setting_option("embedding_model", panel=SEARCH)]
+
+PROMPT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "llm_input_tokens": (Annotated[int | None, setting_option(
+        "llm_input_tokens", panel=SUMMARY)], None),
+    "llm_full_text": (Annotated[bool, setting_option("llm_full_text", panel=SUMMARY)], False),
+    "prompt_file": (Annotated[Path | None, setting_option(
+        "prompt_file", metavar="FILE", panel=SUMMARY)], None),
+    "summary_sentences": (Annotated[int | None, setting_option(
+        "summary_sentences", panel=SUMMARY)], None),
+    "summary_style": (Annotated[str | None, setting_option(
+        "summary_style", metavar="<style>", panel=SUMMARY)], None),
+    "tag_list": (Annotated[Path | None, setting_option(
+        "tag_list", metavar="FILE", panel=SUMMARY)], None),
+    "tag_style": (Annotated[str | None, setting_option(
+        "tag_style", metavar="<style>", panel=SUMMARY)], None),
+    "tag_model": (Annotated[str | None, setting_option("tag_model", panel=SUMMARY)], None),
+}
+"""The flags that shape the LLM's prompt, added to a command by :func:`prompt_options`."""
+
+
+def prompt_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the :data:`PROMPT_OPTIONS` flags to ``command`` without widening its signature.
+
+    The values reach the run through ``ctx.params`` (:func:`settings_from_ctx`), so
+    the command itself never sees them.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for name in PROMPT_OPTIONS:
+            kwargs.pop(name, None)
+        return command(*args, **kwargs)
+
+    sig = inspect.signature(command, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=annotation)
+             for name, (annotation, default) in PROMPT_OPTIONS.items()]
+    params = list(sig.parameters.values())
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[*params, *extra])
+    wrapper.__annotations__ = {**command.__annotations__,
+                               **{name: ann for name, (ann, _) in PROMPT_OPTIONS.items()}}
+    return wrapper
+
 
 # ------------------------------------------------------------------ media
 MediaOpt = Annotated[bool, setting_option(

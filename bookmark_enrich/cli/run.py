@@ -82,6 +82,7 @@ from .options import (
     WaitLockOpt,
     WhereOpt,
     option_help,
+    prompt_options,
 )
 from .report import MetricsFileOpt, ReportFileOpt, write_after_run
 
@@ -112,6 +113,7 @@ NoWorkerTimeoutOpt = Annotated[float | None, typer.Option(
 
 @app.command(rich_help_panel=PANEL)
 @exits
+@prompt_options
 def run(
     ctx: typer.Context,
     source: SourceArg = None,

@@ -1,14 +1,17 @@
 """The one client for OpenAI-compatible LLM servers: LM Studio, Ollama, llama.cpp, vLLM, OpenAI.
 
-Chat goes through the ``openai`` package's ``AsyncOpenAI``; model discovery reads
-the servers' own listings (LM Studio ``/api/v0/models`` says which model is loaded
-and its context length, Ollama ``/api/ps`` which models are running, everything
-else ``/v1/models``). Errors become :class:`LLMError` with a stable reason code.
+Chat goes through the ``openai`` package's ``AsyncOpenAI``, streamed: the stall
+limit (``--llm-timeout``) is the longest wait for the next token, so a slow model
+that is still writing is never cut off. Model discovery reads the servers' own
+listings (LM Studio ``/api/v0/models`` says which model is loaded and its context
+length, Ollama ``/api/ps`` which models are running, llama.cpp ``/props`` its context,
+slots and whether they share one KV cache, everything else ``/v1/models``). Requests
+in flight are bounded by :class:`~.llmslots.SlotLimiter`. Errors become
+:class:`LLMError` with a stable reason code.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -16,9 +19,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ..errors import ServiceUnavailable, StageError
 from ..settings import Settings
 from .health import Check, timed
+from .llmreplies import (
+    Completion,
+    LLMError,
+    LLMUnavailable,
+    classify_status,
+    completion_of,
+    error_message,
+    estimate_tokens,
+    positive_int,
+)
+from .llmslots import SlotLimiter
 
 if TYPE_CHECKING:  # openai costs 0.5 s to import: only a client that is made loads it
     from openai.types.chat import ChatCompletionMessageParam
@@ -33,6 +46,7 @@ __all__ = [
     "LLMUnavailable",
     "ModelInfo",
     "error_message",
+    "estimate_tokens",
     "llm_checks",
 ]
 
@@ -40,35 +54,11 @@ DEFAULT_LLM_URL = "http://localhost:1234/v1"
 DEFAULT_CONTEXT_TOKENS = 4096
 """Assumed when the server does not report a context length: what small local models load."""
 
-ServerKind = Literal["lmstudio", "ollama", "openai"]
-
-_OVERFLOW = re.compile(
-    r"context (length|window|size)|maximum context|too many tokens|n_ctx|prompt is too long|"
-    r"exceeds? the (available )?context|context_length_exceeded|context overflow",
-    re.IGNORECASE,
-)
-_NOT_LOADED = re.compile(
-    r"no models? (is |are )?loaded|not loaded|model_not_found|model .{0,80}not (found|exist)|"
-    r"no model|unknown model|does not exist|failed to load model",
-    re.IGNORECASE,
-)
-
-
-class LLMUnavailable(ServiceUnavailable):
-    """The LLM server cannot serve this run (exit 3); ``reason`` is the per-bookmark code."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class LLMError(StageError):
-    """A failed LLM request; ``status`` is the HTTP status when the server answered."""
-
-    def __init__(self, reason: str, message: str, *, status: int | None = None,
-                 retryable: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(reason, message, retryable=retryable, retry_after=retry_after)
-        self.status = status
+ServerKind = Literal["lmstudio", "ollama", "llamacpp", "vllm", "openai"]
+BUSY_RETRIES = 12
+"""Busy answers (429, 503) one request waits out, lowering concurrency each time; they
+do not count against --retries."""
+_THINKING_MODELS = re.compile(r"qwen3|qwq|deepseek-r1|think", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -81,74 +71,18 @@ class ModelInfo:
     context_length: int | None = None
 
 
-@dataclass(slots=True)
-class Completion:
-    """The text of one answer and what it cost."""
-
-    content: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency: float
-    finish_reason: str | None = None
-
-
-def error_message(body: object, fallback: str) -> str:
-    """The human message of an error body.
-
-    LM Studio answers ``{"error": "text"}`` as well as ``{"error": {"message": ...}}``;
-    the openai package has already unwrapped the outer ``error`` key.
-    """
-    if isinstance(body, str) and body.strip():
-        return body.strip()
-    if isinstance(body, dict):
-        for key in ("message", "error", "detail"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-            if isinstance(value, dict):
-                return error_message(value, fallback)
-    return fallback
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
-def classify_status(status: int, message: str, headers: Any = None) -> LLMError:
-    """Map an HTTP error answer onto a stable reason code."""
-    text = f"HTTP {status}: {message}"
-    if status == 429:
-        return LLMError("rate_limited", text, status=status, retryable=True,
-                        retry_after=_retry_after(headers))
-    if _OVERFLOW.search(message):
-        return LLMError("context_overflow", text, status=status)
-    if _NOT_LOADED.search(message) or status == 404:
-        return LLMError("model_not_loaded", text, status=status)
-    if status >= 500:
-        return LLMError("server_error", text, status=status, retryable=True,
-                        retry_after=_retry_after(headers))
-    return LLMError("server_error", text, status=status)
-
-
 def _root_url(base_url: str) -> str | None:
     """``http://host:1234/v1`` → ``http://host:1234``: where the native APIs live."""
     base = base_url.rstrip("/")
     return base[: -len("/v1")] if base.endswith("/v1") else None
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
 class LLMClient:
     """Chat completions and model discovery against one OpenAI-compatible server.
 
-    ``llm_concurrency`` bounds the requests in flight; the openai package's own
-    retries are off because the summarize stage retries with the run's backoff.
+    :attr:`limiter` bounds the requests in flight (``--llm-concurrency``); the openai
+    package's own retries are off because the summarize stage retries with the run's
+    backoff, and busy answers are waited out here.
     """
 
     def __init__(self, settings: Settings, base_url: str | None = None) -> None:
@@ -158,21 +92,28 @@ class LLMClient:
 
         key = settings.lm_studio_api_key.get_secret_value() if settings.lm_studio_api_key else ""
         # Local servers ignore the key, but the openai package insists on one.
-        self._openai = AsyncOpenAI(base_url=self.base_url, api_key=key or "not-needed",
-                                   timeout=settings.llm_timeout, max_retries=0)
+        # The read timeout is the stall limit: the longest wait for the next streamed token.
+        self._openai = AsyncOpenAI(
+            base_url=self.base_url, api_key=key or "not-needed", max_retries=0,
+            timeout=settings.llm_timeout)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(min(settings.llm_timeout, 10.0),
                                   connect=min(settings.connect_timeout, 5.0)),
             headers=headers, trust_env=False,
         )
-        self._slots = asyncio.Semaphore(settings.llm_concurrency)
+        self.limiter = SlotLimiter(settings.llm_concurrency)
         self.model: str | None = settings.lm_studio_model
         self.context_length: int = settings.context_tokens or DEFAULT_CONTEXT_TOKENS
         self.kind: ServerKind = "openai"
+        self.slots: int | None = None
+        """Parallel slots the server reports (llama.cpp ``/props``)."""
+        self.shared_context: int | None = None
+        """Tokens every request in flight shares (a unified KV cache), when known."""
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.cached_tokens = 0
         self.latency_total = 0.0
 
     # ------------------------------------------------------------- discovery
@@ -208,17 +149,21 @@ class LLMClient:
                 self.kind = "lmstudio"
                 return [
                     ModelInfo(str(m["id"]), m.get("state") == "loaded",
-                              _int(m.get("loaded_context_length"))
-                              or _int(m.get("max_context_length")))
+                              positive_int(m.get("loaded_context_length"))
+                              or positive_int(m.get("max_context_length")))
                     for m in native["data"]
                     if isinstance(m, dict) and m.get("id") and m.get("type") != "embeddings"
                 ]
+            props = await self._get_json(root + "/props")
+            if isinstance(props, dict) and "default_generation_settings" in props:
+                self._read_props(props)
+                return await self._openai_models()
             running = await self._get_json(root + "/api/ps")
             if isinstance(running, dict) and isinstance(running.get("models"), list):
                 self.kind = "ollama"
                 models = [
                     ModelInfo(str(m.get("name") or m.get("model")), True,
-                              _int(m.get("context_length")))
+                              positive_int(m.get("context_length")))
                     for m in running["models"]
                     if isinstance(m, dict) and (m.get("name") or m.get("model"))
                 ]
@@ -226,6 +171,20 @@ class LLMClient:
                 # Ollama loads a pulled model on its first request.
                 return models + [m for m in await self._openai_models() if m.id not in known]
         return await self._openai_models()
+
+    def _read_props(self, props: dict[str, Any]) -> None:
+        """llama.cpp's ``/props``: slots, the context of one slot, a unified KV cache."""
+        self.kind = "llamacpp"
+        settings = props.get("default_generation_settings")
+        n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+        self.slots = positive_int(props.get("total_slots"))
+        unified = props.get("kv_unified")
+        if n_ctx and not self.settings.context_tokens:
+            self.context_length = n_ctx
+        if n_ctx and self.slots and self.slots > 1 and unified is not False:
+            # One cache for every slot (llama.cpp's default since 2025): the prompts in
+            # flight share n_ctx, so size prompts and concurrency together.
+            self.shared_context = n_ctx
 
     async def _openai_models(self) -> list[ModelInfo]:
         listing = await self._get_json(self.base_url + "/models")
@@ -238,8 +197,12 @@ class LLMClient:
                 continue
             meta = m["meta"] if isinstance(m.get("meta"), dict) else {}
             # vLLM reports max_model_len; llama-server its n_ctx under meta.
-            ctx = _int(m.get("max_model_len")) or _int(m.get("context_length")) or \
-                _int(meta.get("n_ctx")) or _int(meta.get("n_ctx_train"))
+            ctx = positive_int(m.get("max_model_len")) or positive_int(m.get("context_length")) or \
+                positive_int(meta.get("n_ctx")) or positive_int(meta.get("n_ctx_train"))
+            if m.get("owned_by") == "vllm":
+                self.kind = "vllm"
+            if self.kind == "llamacpp" and ctx and not positive_int(meta.get("n_ctx")):
+                ctx = None  # n_ctx_train is not what the server loaded; /props said
             out.append(ModelInfo(str(m["id"]), None, ctx))
         return out
 
@@ -270,67 +233,127 @@ class LLMClient:
                     "(LM Studio: `lms load <model>`), set LM_STUDIO_MODEL, or pass --no-summary",
                 )
         self.model = found.id
-        self.context_length = (self.settings.context_tokens or found.context_length
-                               or DEFAULT_CONTEXT_TOKENS)
+        if self.kind != "llamacpp" or self.settings.context_tokens:
+            self.context_length = (self.settings.context_tokens or found.context_length
+                                   or DEFAULT_CONTEXT_TOKENS)
         return found
+
+    def size_concurrency(self, request_tokens: int) -> None:
+        """Tell the limiter what the server said, now that a request's size is known."""
+        if not self.slots:
+            return
+        fit = max(1, self.shared_context // request_tokens) if self.shared_context else None
+        why = f"the server has {self.slots} slots"
+        if fit is not None and fit < self.slots:
+            why += (f" sharing {self.shared_context} tokens of context, which hold {fit} "
+                    f"requests of up to {request_tokens}")
+        self.limiter.server_slots(self.slots, fit, why)
 
     # ------------------------------------------------------------------ chat
     async def chat(self, messages: list[ChatCompletionMessageParam], *,
                    response_format: ResponseFormat | None = None,
-                   max_tokens: int | None = None) -> Completion:
-        """One chat completion; raises LLMError with a reason code."""
-        import openai  # loaded already: the constructor made the client
+                   max_tokens: int | None = None, model: str | None = None) -> Completion:
+        """One streamed chat completion; raises LLMError with a reason code.
 
+        Busy answers are waited out (``Retry-After``) with fewer requests in flight,
+        up to :data:`BUSY_RETRIES` times.
+        """
         if self.model is None:
             await self.resolve()
         assert self.model is not None
-        async with self._slots:
-            start = time.perf_counter()
+        for attempt in range(BUSY_RETRIES + 1):
             try:
-                resp = await self._openai.chat.completions.create(
-                    model=self.model, messages=messages,
-                    response_format=openai.omit if response_format is None else response_format,
-                    max_tokens=max_tokens or self.settings.lm_studio_max_tokens,
-                    temperature=self.settings.lm_studio_temperature,
-                )
-            except openai.APITimeoutError:
-                raise LLMError("timeout", f"no answer within {self.settings.llm_timeout:g} s "
-                               "(raise --llm-timeout for slow models)") from None
-            except openai.APIConnectionError as exc:
-                raise LLMError("llm_unreachable", f"{self.base_url}: {exc.message}",
-                               retryable=True) from None
-            except openai.APIStatusError as exc:
-                message = error_message(exc.body, exc.message)
-                raise classify_status(exc.status_code, message, exc.response.headers) from None
-            except openai.APIError as exc:  # an answer that is not a chat completion
-                raise LLMError("server_error", exc.message) from None
-            latency = time.perf_counter() - start
-        if not resp.choices:
-            raise LLMError("server_error", "the server answered without a choice")
-        choice = resp.choices[0]
-        usage = resp.usage
-        done = Completion(
-            content=choice.message.content or "",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            latency=latency,
-            finish_reason=choice.finish_reason,
-        )
-        self.calls += 1
-        self.prompt_tokens += done.prompt_tokens
-        self.completion_tokens += done.completion_tokens
-        self.latency_total += latency
-        return done
+                async with self.limiter.slot():
+                    done = await self._stream(messages, response_format,
+                                              max_tokens or self.settings.lm_studio_max_tokens,
+                                              model or self.model)
+            except LLMError as exc:
+                if not exc.busy:
+                    raise
+                if attempt == BUSY_RETRIES:
+                    raise LLMError(exc.reason, f"the server stayed busy: {exc.message}",
+                                   status=exc.status) from None
+                await self.limiter.busy(exc.retry_after, f"HTTP {exc.status} (busy)")
+                continue
+            self.limiter.done(done.latency)
+            self.calls += 1
+            self.prompt_tokens += done.prompt_tokens
+            self.completion_tokens += done.completion_tokens
+            self.cached_tokens += done.cached_tokens
+            self.latency_total += done.latency
+            return done
+        raise AssertionError("unreachable")
+
+    def _extra_body(self, model: str) -> dict[str, Any]:
+        """Thinking off where the server takes the switch (the stage wants no reasoning)."""
+        if self.kind in ("llamacpp", "vllm"):
+            return {"chat_template_kwargs": {"enable_thinking": False}}
+        return {}
+
+    async def _stream(self, messages: list[ChatCompletionMessageParam],
+                      response_format: ResponseFormat | None, max_tokens: int,
+                      model: str) -> Completion:
+        if _THINKING_MODELS.search(model) and messages and messages[-1]["role"] == "user":
+            # Qwen-style models read /no_think in the last user turn.
+            last = dict(messages[-1])
+            last["content"] = f"{last.get('content') or ''}\n/no_think"
+            messages = [*messages[:-1], last]  # type: ignore[list-item]
+        import openai  # loaded already: the constructor made the client
+
+        timeouts, broken = _transport_errors()
+        start = time.perf_counter()
+        parts: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        timings: dict[str, Any] = {}
+        try:
+            stream = await self._openai.chat.completions.create(
+                model=model, messages=messages, stream=True,
+                stream_options={"include_usage": True},
+                response_format=openai.omit if response_format is None else response_format,
+                max_tokens=max_tokens, temperature=self.settings.lm_studio_temperature,
+                extra_body=self._extra_body(model) or None,
+            )
+            async for chunk in stream:
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    parts.append(choice.delta.content or "" if choice.delta else "")
+                    finish = choice.finish_reason or finish
+                usage = chunk.usage or usage
+                extra = chunk.model_extra or {}
+                if isinstance(extra.get("timings"), dict):
+                    timings = extra["timings"]
+        except timeouts:
+            said = "no token" if not parts else f"no new token after {len(parts)}"
+            raise LLMError("timeout", f"{said} within {self.settings.llm_timeout:g} s: the "
+                           "model stalled (raise --llm-timeout for very slow models)") from None
+        except openai.APIConnectionError as exc:
+            raise LLMError("llm_unreachable", f"{self.base_url}: {exc.message}",
+                           retryable=True) from None
+        except openai.APIStatusError as exc:
+            message = error_message(exc.body, exc.message)
+            raise classify_status(exc.status_code, message, exc.response.headers) from None
+        except openai.APIError as exc:  # an error event, or an answer that is no completion
+            message = error_message(exc.body, exc.message)
+            raise classify_status(500, message) from None
+        except broken as exc:
+            raise LLMError("llm_unreachable", f"{self.base_url}: the answer broke off "
+                           f"({type(exc).__name__})", retryable=True) from None
+        return completion_of("".join(parts), finish, usage, timings, messages,
+                           time.perf_counter() - start)
 
     def metrics(self) -> dict[str, Any]:
-        """Calls, tokens and mean latency so far (for the end-of-run summary)."""
+        """Calls, tokens, cache share, latency and concurrency (end-of-run summary)."""
         if not self.calls:
             return {}
+        cached = self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
         return {
             "llm calls": self.calls,
             "prompt tokens": self.prompt_tokens,
             "completion tokens": self.completion_tokens,
+            "cached prompt share": f"{cached:.0%}",
             "mean latency": f"{self.latency_total / self.calls:.2f} s",
+            "llm concurrency": self.limiter.limit,
         }
 
     async def health(self, *, deep: bool = False) -> list[Check]:
@@ -356,6 +379,10 @@ class LLMClient:
         checks.append(Check("llm model", "warn" if found.loaded is False else "ok",
                             f"{found.id}: {state}, context {self.context_length} tokens",
                             data={"model": found.id, "context_tokens": self.context_length}))
+        self.size_concurrency(self.context_length // 2)
+        checks.append(Check("llm concurrency", "ok", self.limiter.describe(),
+                            data={"concurrency": self.limiter.limit,
+                                  "reason": self.limiter.reason, "slots": self.slots}))
         if deep:
             checks.append(await self._deep_check())
         return checks
@@ -402,3 +429,19 @@ async def llm_checks(settings: Settings, options: dict[str, Any]) -> list[Check]
     for check in checks:
         check.required = required
     return checks
+
+
+def _transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, broken answers) as the openai package raises them while streaming.
+
+    openai 2+ speaks httpx2, whose transport errors surface while a stream is read;
+    imported here, not at start-up (openai costs 0.5 s to import).
+    """
+    import openai
+
+    try:
+        import httpx2
+    except ImportError:  # pragma: no cover - older openai on httpx
+        return (openai.APITimeoutError, httpx.TimeoutException), (httpx.HTTPError,)
+    return ((openai.APITimeoutError, httpx.TimeoutException, httpx2.TimeoutException),
+            (httpx.HTTPError, httpx2.HTTPError))

@@ -49,6 +49,7 @@ from .base import Summary
 __all__ = [
     "BUILTIN_VERSION",
     "BuiltinSummarizer",
+    "rank_sentences",
     "split_sentences",
     "summarize_page",
 ]
@@ -166,6 +167,12 @@ def _rank(sentences: list[str], stop: frozenset[str]) -> list[float]:
             break
         scores = updated
     return [float(s) for s in scores]
+
+
+def rank_sentences(sentences: list[str], language: str | None) -> list[float]:
+    """How central each sentence is (TextRank, as the summary picks them)."""
+    stop = function_words(language) or frequent_words(sentences)
+    return _rank(sentences, stop)
 
 
 def _units(sentence: str) -> frozenset[str]:

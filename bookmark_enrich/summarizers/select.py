@@ -76,12 +76,15 @@ async def choose_summarizer(settings: Settings,
             raise
         say(f"summarizer: LLM {summarizer.model} at {url_host(settings.lm_studio_api_url)} "
             "(LM_STUDIO_API_URL)")
+        say(summarizer.concurrency_line())
         return summarizer
     found = await discover_llm(settings)
     if found.chosen is not None and found.chosen.client is not None:
         client = found.chosen.client
         say(f"summarizer: LLM {client.model} found at {_where(found.chosen)}")
-        return LLMSummarizer(settings, client=client, notify=notify)
+        chosen = LLMSummarizer(settings, client=client, notify=notify)
+        say(chosen.concurrency_line())
+        return chosen
     if settings.summarizer == "llm":
         raise LLMUnavailable("llm_unreachable",
                              f"--summarizer llm: no local LLM server found "

@@ -23,6 +23,17 @@ in ``modes``:
 - ``flaky``             the first chat request gets a 500
 - ``rate_limited``      every chat request gets a 429
 - ``obey``              the model follows instructions in the page (prompt injection)
+- ``stall``             a streamed answer sends one token, then nothing for ``slow_seconds``
+- ``overflow_once``     the first chat request gets llama.cpp's HTTP 500 "Context size
+                        has been exceeded"
+- ``no_usage``          answers carry neither ``usage`` nor ``timings``
+
+``flavor`` ``llamacpp`` adds llama.cpp's ``/props`` (``total_slots``, ``n_ctx``, a
+unified KV cache). ``slots`` (any flavor) is how many chat requests run at once; one
+more gets a 503 with ``Retry-After`` at once, like a server whose slots are full;
+``peak`` is the most that were in flight. Answers are streamed (SSE) when the request
+asks, and carry ``usage`` and llama.cpp's ``timings`` (``prompt_n``, ``cache_n``: the
+prompt's longest token prefix shared with an earlier prompt).
 
 The server counts tokens as UTF-8 bytes / 4 and rejects a prompt that does not fit
 ``context_length`` with a context-overflow error, like real servers do. It records
@@ -55,13 +66,19 @@ class LLMServer:
 
     def __init__(self, *, flavor: str = "lmstudio", modes: set[str] | None = None,
                  latency: float = 0.0, slow_seconds: float = 5.0, context_length: int = 8192,
-                 models: list[str] | None = None, port: int = 0) -> None:
+                 models: list[str] | None = None, port: int = 0,
+                 slots: int | None = None) -> None:
         self.flavor = flavor
         self.modes: set[str] = set(modes or ())
         self.latency = latency
         self.slow_seconds = slow_seconds
         self.context_length = context_length
         self.models = list(models or [MODEL])
+        self.slots = slots
+        self.in_flight = 0
+        self.peak = 0
+        self.busy_answers = 0
+        self._prompts: list[str] = []
         self.hits: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
         self.rejected: list[str] = []
@@ -105,6 +122,8 @@ class LLMServer:
             self.requests.clear()
             self.rejected.clear()
             self._chat_count = 0
+            self.in_flight = self.peak = self.busy_answers = 0
+            self._prompts = []
             for name, value in changes.items():
                 setattr(self, name, value)
 
@@ -172,6 +191,9 @@ class LLMServer:
                  self.context_length} for m in self.models] + [
                 {"id": "text-embedding-nomic", "object": "model", "type": "embeddings",
                  "state": "loaded", "max_context_length": 2048}]})
+        elif path == "/props" and self.flavor == "llamacpp":
+            self._send(req, 200, {"default_generation_settings": {"n_ctx": self.context_length},
+                                  "total_slots": self.slots or 1, "kv_unified": True})
         elif path == "/api/ps" and self.flavor == "ollama":
             self._send(req, 200, {"models": [
                 {"name": m, "model": m, "size": 1, "context_length": self.context_length}
@@ -184,6 +206,24 @@ class LLMServer:
     # --------------------------------------------------------------------- chat
     def _chat(self, req: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         with self._lock:
+            full = self.slots is not None and self.in_flight >= self.slots
+            if full:
+                self.busy_answers += 1
+            else:
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+        if full:
+            self._error(req, 503, "Server busy: all slots are processing",
+                        {"Retry-After": "0"})
+            return
+        try:
+            self._chat_in_slot(req, body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _chat_in_slot(self, req: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        with self._lock:
             self._chat_count += 1
             count = self._chat_count
         if self.latency:
@@ -192,6 +232,9 @@ class LLMServer:
             time.sleep(self.slow_seconds)
         if "rate_limited" in self.modes:
             self._error(req, 429, "Too many requests", {"Retry-After": "0"})
+            return
+        if "overflow_once" in self.modes and count == 1:
+            self._error(req, 500, "Context size has been exceeded.")
             return
         if "flaky" in self.modes and count == 1:
             self._error(req, 500, "Internal server error: worker crashed")
@@ -219,14 +262,71 @@ class LLMServer:
                         f"{self.context_length})")
             return
         content = self._answer(messages)
-        self._send(req, 200, {
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": fake_tokens(content),
+                 "total_tokens": prompt_tokens + fake_tokens(content)}
+        cached = self._cached(prompt)
+        timings = {"prompt_n": prompt_tokens - cached, "cache_n": cached,
+                   "predicted_n": fake_tokens(content)}
+        if body.get("stream"):
+            self._stream(req, count, body, content, usage, timings)
+            return
+        answer: dict[str, Any] = {
             "id": f"chatcmpl-{count}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model"),
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": fake_tokens(content),
-                      "total_tokens": prompt_tokens + fake_tokens(content)},
-        })
+        }
+        if "no_usage" not in self.modes:
+            answer.update(usage=usage, timings=timings)
+        self._send(req, 200, answer)
+
+    def _cached(self, prompt: str) -> int:
+        """Fake tokens of the longest prefix ``prompt`` shares with an earlier prompt."""
+        with self._lock:
+            best = 0
+            for earlier in self._prompts[-16:]:
+                n = 0
+                for a, b in zip(earlier, prompt, strict=False):
+                    if a != b:
+                        break
+                    n += 1
+                best = max(best, n)
+            self._prompts.append(prompt)
+        return fake_tokens(prompt[:best]) - 1 if best else 0
+
+    def _stream(self, req: BaseHTTPRequestHandler, count: int, body: dict[str, Any],
+                content: str, usage: dict[str, Any], timings: dict[str, Any]) -> None:
+        """The answer as server-sent events: a few content chunks, then the finish."""
+        def event(delta: dict[str, Any], finish: str | None = None,
+                  **extra: Any) -> bytes:
+            chunk = {"id": f"chatcmpl-{count}", "object": "chat.completion.chunk",
+                     "created": int(time.time()), "model": body.get("model"),
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                     **extra}
+            return f"data: {json.dumps(chunk)}\n\n".encode()
+
+        step = max(1, len(content) // 4)
+        events = [event({"role": "assistant", "content": content[i:i + step]})
+                  for i in range(0, len(content), step)]
+        tail = {} if "no_usage" in self.modes else {"timings": timings}
+        events.append(event({}, "stop", **tail))
+        if (body.get("stream_options") or {}).get("include_usage") and \
+                "no_usage" not in self.modes:
+            last = {"id": f"chatcmpl-{count}", "object": "chat.completion.chunk",
+                    "created": 0, "model": body.get("model"), "choices": [], "usage": usage}
+            events.append(f"data: {json.dumps(last)}\n\n".encode())
+        events.append(b"data: [DONE]\n\n")
+        data = b"".join(events)
+        req.send_response(200)
+        req.send_header("Content-Type", "text/event-stream")
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        if "stall" in self.modes:
+            req.wfile.write(events[0])
+            req.wfile.flush()
+            time.sleep(self.slow_seconds)
+            data = data[len(events[0]):]
+        req.wfile.write(data)
 
     def _answer(self, messages: list[dict[str, Any]]) -> str:
         system = str(messages[0].get("content") or "") if messages else ""
@@ -237,7 +337,8 @@ class LLMServer:
             return '{"summary": "This answer is broken, "keywords": [}'
         page = re.search(r"<page>\n(.*?)\n</page>", user, re.DOTALL)
         text = page.group(1) if page else user
-        lang = re.search(r"code '([a-z]{2,3})'", system)
+        lang = re.search(r"(?:code|language:) '([a-z]{2,3})'",
+                         "\n".join(str(m.get("content") or "") for m in messages))
         words = re.findall(r"\w+", text)
         first = " ".join(words[:8]) or "nothing"
         offered = re.search(r"Reuse these existing tags where they fit, spelled exactly so: "

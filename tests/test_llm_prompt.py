@@ -1,0 +1,164 @@
+"""Issue 20: slots kept full, a cacheable prompt, tokens on purpose, prompts users shape.
+
+Against the fake OpenAI-compatible server (tests/servers/llm.py), which streams, reports
+``usage`` and llama.cpp ``timings``, and answers 503 when its slots are full.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bookmark_enrich.events import RunStats
+from bookmark_enrich.summarizers.answer import parse_answer
+from bookmark_enrich.summarizers.prompt import VocabularySteps
+from bookmark_enrich.summarizers.reading import select_text
+from tests.helpers import run_library
+from tests.servers.llm import MODEL, LLMServer
+from tests.servers.pages import ARTICLES, PageServer
+
+
+def summarize(lines: list[str], **settings: Any) -> tuple[list[dict[str, Any]], RunStats]:
+    settings.setdefault("enable_ai_summarization", True)
+    records, stats = run_library(lines, **settings)
+    return sorted(records, key=lambda r: r["position"]), stats
+
+
+def schema_of(body: dict[str, Any]) -> dict[str, Any]:
+    return dict(body["response_format"]["json_schema"]["schema"])
+
+
+# ------------------------------------------------------------------ concurrency
+def test_auto_backs_off_on_busy_and_settles_at_the_slots(pages: PageServer,
+                                                        llm: LLMServer) -> None:
+    llm.reset(flavor="openai", slots=1, latency=0.02)
+    urls = [pages.url(f"/article/busy{i}") for i in range(8)]
+    records, stats = summarize(urls)
+    assert {r["status"] for r in records} == {"ok"}  # nobody failed on a 503
+    assert llm.busy_answers >= 1 and llm.peak == 1
+    assert stats.metrics["summarize"]["llm concurrency"] == 1
+    llm.reset(slots=None)
+
+
+def test_llamacpp_props_set_the_concurrency_and_the_cache_is_reused(
+        pages: PageServer, llm: LLMServer) -> None:
+    llm.reset(flavor="llamacpp", slots=4, context_length=8192)
+    urls = [pages.url(f"/article/props{i}") for i in range(6)]
+    records, stats = summarize(urls)
+    assert {r["status"] for r in records} == {"ok"}
+    figures = stats.metrics["summarize"]
+    assert figures["llm concurrency"] == 3  # 3 full-size requests fit the shared 8192
+    assert int(figures["cached prompt share"].rstrip("%")) >= 30
+    assert "+" in figures["median tokens/bookmark"]
+    # The prefix is byte-identical but for one vocabulary step (none, then the first tags).
+    assert len({b["messages"][0]["content"] for b in llm.chat_requests}) <= 2
+    for body in llm.chat_requests:
+        assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    llm.reset(slots=None)
+
+
+def test_context_overflow_is_retried_with_less(pages: PageServer, llm: LLMServer) -> None:
+    llm.modes = {"overflow_once"}
+    records, _ = summarize([pages.url("/article/ovf")])
+    assert records[0]["status"] == "ok"
+    assert len(llm.chat_requests) == 2
+
+
+def test_a_stalled_answer_is_a_timeout(pages: PageServer, llm: LLMServer) -> None:
+    llm.reset(modes={"stall"}, slow_seconds=3.0)
+    records, _ = summarize([pages.url("/article/stall")], llm_timeout=0.5, retries=0)
+    assert records[0]["errors"][0]["reason"] == "timeout"
+    assert "no new token" in records[0]["errors"][0]["message"]
+
+
+# --------------------------------------------------------------------- prompts
+def test_prompt_settings_shape_the_request(pages: PageServer, llm: LLMServer,
+                                           tmp_path: Path) -> None:
+    template = tmp_path / "prompt.txt"
+    template.write_text("You are a terse librarian. Tags to reuse: {vocabulary}\n"
+                        "Title: {title}\nLanguage: {language}\n<page>\n{text}\n</page>\n")
+    allowed = tmp_path / "tags.txt"
+    allowed.write_text("# house tags\nGardening\nCooking\n")
+    records, _ = summarize([pages.url("/article/shape")], prompt_file=template,
+                           tag_list=allowed, summary_sentences=2, summary_style="bullets")
+    body = llm.chat_requests[0]
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    assert system.startswith("You are a terse librarian. Tags to reuse: Gardening, Cooking")
+    assert "up to 2 bullet points" in system
+    assert user.startswith("Title: ") and "<page>" in user and "librarian" not in user
+    schema = schema_of(body)
+    assert schema["properties"]["summary"]["maxLength"] == 400
+    assert schema["properties"]["tags"]["items"]["enum"] == ["Gardening", "Cooking"]
+    # The fake answers "gardening" and "urban life": only the listed one stays, as listed.
+    assert records[0]["enrichment"]["tags"] == ["Gardening"]
+
+
+def test_tag_style_and_tag_model(pages: PageServer, llm: LLMServer) -> None:
+    llm.models = [MODEL, "tagger"]
+    records, _ = summarize([pages.url("/article/kebab")], lm_studio_model=MODEL,
+                           tag_style="kebab-case", tag_model="tagger")
+    assert records[0]["enrichment"]["tags"] == ["gardening", "urban-life"]
+    first, second = llm.chat_requests
+    assert first["model"] == MODEL and "tags" not in schema_of(first)["properties"]
+    assert second["model"] == "tagger" and list(schema_of(second)["properties"]) == ["tags"]
+    assert "kebab-case" in second["messages"][0]["content"]
+
+
+def test_changing_the_prompt_reruns_only_summarize(pages: PageServer,
+                                                  llm: LLMServer) -> None:
+    urls = [pages.url("/article/pc1"), pages.url("/article/pc2")]
+    summarize(urls)
+    page_hits = sum(pages.hits[f"/article/pc{i}"] for i in (1, 2))
+    llm.reset()
+    records, _ = summarize(urls, summary_sentences=2)
+    assert sum(pages.hits[f"/article/pc{i}"] for i in (1, 2)) == page_hits
+    assert all(not r["stages"]["summarize"]["cached"] for r in records)
+    assert all(r["stages"]["fetch"]["cached"] for r in records)
+    assert len(llm.chat_requests) == 2
+    llm.reset()
+    summarize(urls, summary_sentences=2)
+    assert llm.chat_requests == []  # the same prompt: all from the cache
+
+
+def test_input_budget_reads_the_lead_and_the_best_sentences(pages: PageServer,
+                                                           llm: LLMServer) -> None:
+    body = "".join(f"<p>Paragraph {i}. {ARTICLES['en'][1]}</p>" for i in range(30))
+    url = pages.add("longread", f'<html lang="en"><head><title>Long</title></head><body>'
+                    f"<article><h1>Long</h1>{body}</article></body></html>")
+    records, _ = summarize([url], llm_input_tokens=300)
+    assert records[0]["status"] == "ok"
+    assert len(llm.chat_requests) == 1
+    user = llm.chat_requests[0]["messages"][1]["content"]
+    page = user.split("<page>\n", 1)[1]
+    assert len(page.encode()) <= 3 * 300 + 20
+    assert "Paragraph 0." in page  # the lead comes first
+
+
+# ------------------------------------------------------------------------ units
+def test_select_text_keeps_short_text_and_never_only_cuts_the_head() -> None:
+    assert select_text("Short text.", 100) == "Short text."
+    sentences = [f"Sentence number {i} talks about gardens and tomatoes in the city."
+                 for i in range(200)]
+    text = "Lead paragraph here.\n" + " ".join(sentences) + \
+        "\nClosing thoughts about city gardens and tomatoes and gardens."
+    chosen = select_text(text, 200, "en")
+    assert chosen.startswith("Lead paragraph here.")
+    assert len(chosen.encode()) <= 3 * 200
+
+
+def test_vocabulary_changes_in_steps() -> None:
+    steps = VocabularySteps(every=100)
+    first = steps.offer(["a", "b", "c"])
+    assert first == ["a", "b", "c"]
+    assert steps.offer(["a", "b", "c", "d"]) == first  # one new tag: no step
+    assert steps.offer(["a", "b", "c", "d", "e", "f"]) == ["a", "b", "c", "d", "e", "f"]
+    assert steps.steps == 2
+
+
+def test_a_cut_off_answer_is_closed() -> None:
+    cut = json.dumps({"summary": "A page about gardens. It is long.",
+                      "keywords": ["garden", "tomato"], "tags": ["gardening"]})[:-12]
+    answer = parse_answer(cut)
+    assert answer.summary == "A page about gardens. It is long."
+    assert answer.keywords == ["garden", "tomato"]
