@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bookmark_enrich import load_settings
 from bookmark_enrich.cache import ResultCache
-from bookmark_enrich.finder import Finder
+from bookmark_enrich.finder import Finder, SearchMode
 from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.search.query import word_tokens
 from bookmark_enrich.search.vectors import encode_vector
@@ -69,6 +69,9 @@ async def embed_all(settings: Any, texts: list[str]) -> tuple[list[list[float]],
         return vectors, time.perf_counter() - start, str(client.model)
     finally:
         await client.aclose()
+
+
+MODES: tuple[SearchMode, ...] = ("text", "semantic", "hybrid")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -128,14 +131,15 @@ def measure(settings: Any, docs: list[dict[str, Any]]) -> None:
     with Finder(settings) as finder:
         finder.prepare()
         for kind in ("title words", "middle words"):
-            for mode in ("text", "semantic", "hybrid"):
-                hits, times = 0, []
+            for mode in MODES:
+                hits = 0
+                times: list[float] = []
                 for k, query, url in queries:
                     if k != kind or not query:
                         continue
-                    start = time.perf_counter()
-                    found = finder.search(query, mode=mode, limit=3)  # type: ignore[arg-type]
-                    times.append((time.perf_counter() - start) * 1000)
+                    began = time.perf_counter()
+                    found = finder.search(query, mode=mode, limit=3)
+                    times.append((time.perf_counter() - began) * 1000)
                     hits += url in [f.record["url"] for f in found]
                 print(f"{kind:12} {mode:8}: page in top 3 for {hits / len(times):6.1%}; "
                       f"query p50 {pct(times, 0.5):.0f} ms, p95 {pct(times, 0.95):.0f} ms")
