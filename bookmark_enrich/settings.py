@@ -186,6 +186,9 @@ class Settings(BaseSettings):
         32, ge=1, le=2048, description="Texts sent in one embeddings request.")
     embedding_timeout: float = Field(
         60.0, gt=0, description="Seconds per embeddings request.")
+    tag_neighbours: int = Field(
+        5, ge=0, le=50, description="With an embeddings server, offer the summarizer the "
+        "tags of this many most similar bookmarks, so it reuses them (0: off).")
 
     # --- Media (original names) -----------------------------------------------
     cobalt_api_url: str | None = Field(

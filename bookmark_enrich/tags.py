@@ -99,7 +99,10 @@ class TagVocabulary:
         self._spelling: dict[str, str] = {}
         self.observe(seed)
 
-    def observe(self, tags: Iterable[str]) -> None:
+    async def prepare(self, bookmark: object, meta: object, text: str) -> None:
+        """Nothing to work out: the vocabulary is the same for every bookmark."""
+
+    def observe(self, tags: Iterable[str], bookmark: object = None) -> None:
         """Count tags just given to a bookmark (the user's own or suggested)."""
         for tag in tags:
             clean = normalize_tag(tag, lowercase=self.lowercase)

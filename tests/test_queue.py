@@ -17,14 +17,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from bookmark_enrich import __version__, enrich, load_settings, open_source
+from bookmark_enrich.cli import app
 from bookmark_enrich.errors import UsageError
 from bookmark_enrich.models import Bookmark, StageOutcome
 from bookmark_enrich.stages import build_stages
 from tests.conftest import skip_or_fail
 from tests.fixtures_redis import RedisQueue
 from tests.helpers import CORE_ONLY, cli, invoke_cli, jsonl, run_library
+from tests.servers.embeddings import EmbeddingServer
 from tests.servers.pages import PageServer
 from tests.servers.redis import start_private
 
@@ -323,6 +326,49 @@ def test_default_stages_through_the_queue_match_a_local_run(
     queued = jsonl(out)
     assert comparable(queued) == comparable(local)
     assert all(r["enrichment"]["summary"] for r in queued)
+
+
+
+@pytest.mark.redis
+def test_workers_embed_and_search_works_on_the_queue_filled_cache(
+        redis_queue: RedisQueue, pages: PageServer, embeddings: EmbeddingServer, llm: Any,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The servers' addresses reach the worker and the coordinator by the environment
+    # (the fixtures set BOOKMARK_ENRICH_EMBEDDING_URL and LM_STUDIO_API_URL).
+    summaries = {"ENABLE_AI_SUMMARIZATION": "true"}
+    page = "<html><head><title>{}</title></head><body><article><p>{}</p></article></body></html>"
+    bread = pages.add("q-bread", page.format(
+        "Sourdough starter care", "Feed the sourdough starter flour and water daily. " * 20))
+    pizza = pages.add("q-pizza", page.format(
+        "Pizza dough", "Pizza dough ferments cold for two days before baking. " * 20))
+    rye = pages.add("q-rye", page.format(
+        "Rye sourdough", "Feed the rye sourdough starter flour and water daily. " * 20))
+    cache = tmp_path / "c.sqlite"
+    worker = start_worker(redis_queue, env=summaries)
+    try:
+        wait_for(lambda: len(live_workers(redis_queue)) == 1, "a worker")
+        proc = start_coordinator(redis_queue, write_urls(tmp_path / "a.txt", [bread, pizza]),
+                                 cache, "-q", env=summaries)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        # The worker's next bookmark gets the tags of those it tagged (it has no cache).
+        llm.requests.clear()
+        proc = start_coordinator(redis_queue, write_urls(tmp_path / "b.txt", [rye]),
+                                 cache, "-q", env=summaries)
+        proc.communicate(timeout=60)
+    finally:
+        stop(worker)
+    assert all(r["stages"]["embed"]["status"] == "ok" for r in jsonl(out))
+    prompt = str(llm.chat_requests[0]["messages"][-1]["content"])
+    assert "Title: Rye sourdough" in prompt and "Tags of similar bookmarks" in prompt
+    monkeypatch.setenv("BOOKMARK_ENRICH_CACHE", str(cache))
+    runner = CliRunner()
+    result = runner.invoke(app, ["search", "flour water", "--mode", "semantic", "--jsonl"])
+    found = [json.loads(x)["url"] for x in result.stdout.splitlines()]
+    assert result.exit_code == 0 and found[0] in (bread, rye), result.stderr
+    result = runner.invoke(app, ["similar", bread, "--jsonl"])
+    similar = [json.loads(x)["url"] for x in result.stdout.splitlines()]
+    assert result.exit_code == 0 and similar[0] == rye
 
 
 @pytest.mark.redis

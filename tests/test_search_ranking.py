@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from bookmark_enrich.search.query import word_tokens
 from tests.helpers import run_library
 from tests.search_support import CORPUS, DOCS, fill
 from tests.servers.embeddings import EmbeddingServer
+from tests.servers.llm import LLMServer
 from tests.servers.pages import PageServer
 
 runner = CliRunner()
@@ -129,3 +131,82 @@ def test_text_search_works_without_a_server(cache_path: Path) -> None:
     fill(cache_path, DOCS)
     result = runner.invoke(app, ["search", "pizza", "--jsonl"])
     assert result.exit_code == 0 and "pizza" in result.stdout
+
+
+def _user_prompt_of(llm: LLMServer, title: str) -> str:
+    return next(str(r["messages"][-1]["content"]) for r in llm.chat_requests
+                if f"Title: {title}" in str(r["messages"][-1]["content"]))
+
+
+def test_the_summarizer_gets_the_tags_of_similar_bookmarks(
+        pages: PageServer, embeddings: EmbeddingServer, llm: LLMServer,
+        cache_path: Path) -> None:
+    page = "<html><head><title>{}</title></head><body><article><p>{}</p></article></body></html>"
+    bread = "Feed the sourdough starter flour and water daily, then bake the loaf. "
+    pizza = "Pizza dough ferments cold for two days, then bakes hot on a stone. "
+    first = [pages.add("nb-bread", page.format("Sourdough starter care", bread * 20)),
+             pages.add("nb-pizza", page.format("Neapolitan pizza", pizza * 20))]
+    settings: dict[str, Any] = {"embedding_url": embeddings.base_url, "cache": cache_path,
+                "enable_ai_summarization": True, "summarizer": "llm", "tag_neighbours": 1}
+    run_library(first, **settings)
+    # The collection's tags as a user would have them (the fake model tags alike).
+    with sqlite3.connect(cache_path) as conn:
+        for url, tags in ((first[0], ["baking", "sourdough"]), (first[1], ["italian food"])):
+            conn.execute("UPDATE results SET output = json_set(output, '$.tags', json(?)) "
+                         "WHERE stage = 'summarize' AND key = (SELECT key FROM bookmarks "
+                         "WHERE url = ?)", (json.dumps(tags), url))
+    llm.requests.clear()
+    embeddings.batches.clear()
+    second = [pages.add("nb-rye", page.format("Rye sourdough", bread * 19 + "Rye flour. ")),
+              pages.add("nb-calzone", page.format("Calzone", pizza * 19 + "Fold it. "))]
+    records, _ = run_library(second, **settings)
+    assert all(r["stages"]["summarize"]["status"] == "ok" for r in records), records
+    rye, calzone = _user_prompt_of(llm, "Rye sourdough"), _user_prompt_of(llm, "Calzone")
+    assert "Tags of similar bookmarks (reuse those that fit, spelled exactly so): " \
+        "baking, sourdough." in rye and "italian food" not in rye
+    assert "similar bookmarks (reuse those that fit, spelled exactly so): italian food." \
+        in calzone and "sourdough" not in calzone.split("<page>")[0]
+    # Per bookmark one more text: its title and lead (batched with the others' texts).
+    assert sum(embeddings.batches[1:]) == 4
+    llm.requests.clear()
+    run_library([pages.add("nb-loaf", page.format("Loaf", bread * 18))],
+                **{**settings, "tag_neighbours": 0})
+    assert "similar bookmarks" not in _user_prompt_of(llm, "Loaf")
+    embeddings.batches.clear()  # the built-in summarizer reads no suggestions: none asked
+    run_library([pages.add("nb-bun", page.format("Bun", bread * 17))],
+                **{**settings, "summarizer": "builtin"})
+    assert sum(embeddings.batches[1:]) == 1
+
+
+def test_a_run_indexes_what_it_changed_once_the_cache_has_an_index(
+        pages: PageServer, cache_path: Path) -> None:
+    def tables_and_pending() -> tuple[int, int | None]:
+        with sqlite3.connect(cache_path) as conn:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master "
+                                  "WHERE name = 'search_dirty'").fetchone()[0]
+            pending = conn.execute("SELECT count(*) FROM search_dirty").fetchone()[0] \
+                if tables else None
+        return tables, pending
+
+    run_library([pages.url("/article/ix1")], cache=cache_path)
+    assert tables_and_pending() == (0, None)  # never searched: the first search indexes
+    assert runner.invoke(app, ["cache", "reindex"]).exit_code == 0
+    run_library([pages.url("/article/ix2"), pages.url("/article/ix3")], cache=cache_path)
+    assert tables_and_pending() == (1, 0)
+    with sqlite3.connect(cache_path) as conn:
+        assert conn.execute("SELECT count(*) FROM search_docs").fetchone()[0] == 3
+
+
+def test_neighbours_keep_the_newest_tagged_bookmarks() -> None:
+    import numpy as np
+
+    from bookmark_enrich.stages.neighbours import _closest_tags, _Ring
+
+    ring = _Ring(2)
+    for i, tags in enumerate((["old"], ["mid"], ["new"])):
+        ring.add(np.eye(3, dtype="<f4")[i], tags)
+    # "old" made way: only the two newest are left, whatever the query.
+    assert {t[0] for t in ring.nearest(np.eye(3, dtype="<f4")[0], 5)} == {"mid", "new"}
+    assert ring.nearest(np.eye(3, dtype="<f4")[2], 1) == [["new"]]
+    assert ring.nearest(np.ones(4, dtype="<f4"), 1) == []  # another model's size
+    assert _closest_tags([["Baking", "bread"], ["baking", "pizza"]], 2) == ["Baking", "bread"]

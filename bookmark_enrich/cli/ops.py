@@ -29,6 +29,8 @@ from .options import (
     ColumnPrefixOpt,
     ColumnsOpt,
     CreateColumnsOpt,
+    EmbeddingModelOpt,
+    EmbeddingUrlOpt,
     IdColumnOpt,
     JsonOpt,
     KeepGoingOpt,
@@ -241,6 +243,8 @@ def retry(
     allow_private_network: AllowPrivateOpt = False,
     allow_hosts: AllowHostOpt = None,
     allow_file_roots: AllowFileRootOpt = None,
+    embedding_url: EmbeddingUrlOpt = None,
+    embedding_model: EmbeddingModelOpt = None,
 ) -> None:
     """Re-run just the failures the cache holds (all, or those matching the filters).
 

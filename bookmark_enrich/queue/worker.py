@@ -33,6 +33,8 @@ from ..pipeline import Pipeline, preflight
 from ..reasons import Reason
 from ..settings import Settings
 from ..stages import Stage, build_stages
+from ..stages.neighbours import neighbour_tags
+from ..tags import TagVocabulary
 from ..workers import run_cpu, shutdown_pool
 from .broker import Capacity
 from .connection import (
@@ -110,8 +112,10 @@ class BatchHandler:
 
     @staticmethod
     def _pipeline(settings: Settings, stages: list[Stage]) -> Pipeline:
+        # No cache here: neighbour tag suggestions come from what this worker tagged.
+        hints = neighbour_tags(settings, stages, TagVocabulary(lowercase=settings.lowercase_tags))
         return Pipeline(settings, cast(ResultCache, _NoCache()), stages, run_id=0,
-                        sink=lambda _r: None)
+                        sink=lambda _r: None, tag_hints=hints)
 
     async def pipeline_for(self, policy: dict[str, Any] | None) -> Pipeline:
         """The pipeline whose connecting stages follow ``policy`` (None: the worker's)."""

@@ -20,15 +20,19 @@ class TagHintProvider(Protocol):
     """Where the summarize stage gets the tags it may reuse; the pipeline hands it one.
 
     :class:`~bookmark_enrich.tags.TagVocabulary` (the collection's tags, counted) is
-    the default; a provider may add per-bookmark suggestions.
+    the default; :class:`~.neighbours.NeighbourTags` adds per-bookmark suggestions.
     """
+
+    async def prepare(self, bookmark: Bookmark, meta: dict[str, Any], text: str) -> None:
+        """Work out ``bookmark``'s suggestions (say, by asking a server) before :meth:`hints`."""
+        ...
 
     def hints(self, bookmark: Bookmark) -> TagHints:
         """Tags to offer for ``bookmark``."""
         ...
 
-    def observe(self, tags: Iterable[str]) -> None:
-        """Tags just given to a bookmark."""
+    def observe(self, tags: Iterable[str], bookmark: Bookmark | None = None) -> None:
+        """Tags just given to a bookmark (``bookmark``: its summary's tags)."""
         ...
 
 

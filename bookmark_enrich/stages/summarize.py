@@ -95,15 +95,18 @@ class SummarizeStage(Stage):
         provider = ctx.tag_hints or self._vocabulary
         own = record_tags(ctx.bookmark.record)
         provider.observe(own)
+        if summarizer.name == "llm":  # the built-in one tags from the page's words alone
+            await provider.prepare(ctx.bookmark, meta, text)
         hints = provider.hints(ctx.bookmark)
+        if hints.suggestions:  # per bookmark: the prompt puts them after its stable part
+            meta = {**meta, "suggested_tags": hints.suggestions}
         try:
-            result = await summarizer.summarize(
-                text, meta, existing_tags=[*hints.vocabulary, *hints.suggestions])
+            result = await summarizer.summarize(text, meta, existing_tags=hints.vocabulary)
         except StageError as exc:
             if exc.reason != "no_content":  # nothing to summarize is a skip, not a failure
                 raise
             return StageOutcome.skipped("no_content", exc.message)
-        provider.observe(result.tags)
+        provider.observe(result.tags, ctx.bookmark)
         merged = normalize_tags([*own, *result.tags], lowercase=self.settings.lowercase_tags)
         output: dict[str, Any] = {
             "summary": result.summary,

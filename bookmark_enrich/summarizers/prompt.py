@@ -216,6 +216,10 @@ class PromptBuilder:
         user = _render(self.page_template, values)
         if "{text}" not in self.template:
             user = f"{user}\n<page>\n{values['text']}\n</page>".lstrip()
+        suggested = meta.get("suggested_tags")
+        if tags and suggested and not self.tag_list:  # per page: after the shared prefix
+            user = ("Tags of similar bookmarks (reuse those that fit, spelled exactly so): "
+                    + ", ".join(suggested[:MAX_OFFERED_TAGS]) + ".\n" + user)
         if note:
             user = f"{note}\n{user}"
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
