@@ -92,7 +92,7 @@ def test_fixture_gives_the_expected_records(name: str) -> None:
         if record is None:
             continue
         assert isinstance(record["url"], str)
-        tags = record.get("common_tags", record.get("tags", []))
+        tags = record.get("tags", [])  # always the list (issue 16)
         assert isinstance(tags, list) and all(isinstance(t, str) for t in tags)
         created = record.get("common_created", record.get("created"))
         if not name.startswith("raindrop"):  # Raindrop's own column is named created

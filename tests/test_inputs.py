@@ -95,11 +95,10 @@ def test_firefox_tags_in_every_layout_are_a_list(tmp_path: Path) -> None:
         '{"title":"Tags","root":"tagsFolder","type":"text/x-moz-place-container","children":['
         '{"title":"old","type":"text/x-moz-place-container","children":['
         f'{{"uri":"https://c.example/",{place}}},{{"uri":"https://a.example/",{place}}}]}}]}}]}}')
-    # (The export's own string keeps its name; the list is then ``common_tags``.)
+    # ``tags`` is the list; the export's own string is kept as ``original_tags``.
     records = _records(backup)
-    assert [r.get("common_tags", r["tags"]) for r in records] == [
-        ["news", "daily", "old"], ["x", "y"], ["old"]]
-    assert records[0]["tags"] == "news, daily"
+    assert [r["tags"] for r in records] == [["news", "daily", "old"], ["x", "y"], ["old"]]
+    assert records[0]["original_tags"] == "news, daily"
 
 
 def test_a_url_broken_over_lines_is_read_as_a_browser_reads_it(tmp_path: Path) -> None:

@@ -5,9 +5,11 @@ export's entry under its own name, plus the common fields ``url``, ``title``,
 ``tags`` (a list), ``folder`` (``A/B`` path), ``created`` (ISO 8601, UTC),
 ``notes`` and ``excerpt`` where the format has them. When the export already
 uses a common name for the same value, nothing changes; when it uses it for a
-different value (Pocket's ``"a|b"`` tags, Pinboard's space-separated ones), the
-export's value keeps its name and the common value is added as ``common_NAME``.
-The original field is never changed or dropped.
+different value, the export's value keeps its name and the common value is added as
+``common_NAME``. ``tags`` is the exception: it is always the list (Pocket's ``"a|b"``,
+Pinboard's space-separated string), so every format's records can be filtered the same
+way, and the export's own text moves to ``original_tags``. Nothing is ever dropped, and
+writeback copies the user's own fields from the file, so the file keeps its spelling.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def common_record(original: dict[str, Any], **common: Any) -> dict[str, Any]:
         if value is None or (value == "" and name != "url"):
             continue
         if name not in record:
+            record[name] = value
+        elif name == "tags" and record[name] != value:
+            record.setdefault("original_tags", record[name])
             record[name] = value
         elif record[name] != value and COLLISION_PREFIX + name not in record:
             record[COLLISION_PREFIX + name] = value
