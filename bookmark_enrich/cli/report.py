@@ -51,8 +51,9 @@ def report(
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No line on stderr saying what was written.")] = False,
 ) -> None:
-    """Write one self-contained HTML page: what a run did, what failed and why, which
-    sites are dead, what the collection is about.
+    """Write one self-contained HTML page: what a run did, what failed, what is dead.
+
+    It also shows which sites are dead and what the collection is about.
 
     The page works offline (no network request) and without JavaScript. An empty
     cache gives a page that says there is nothing yet.

@@ -181,8 +181,9 @@ def similar(
     embedding_url: EmbeddingUrlOpt = None,
     embedding_model: EmbeddingModelOpt = None,
 ) -> None:
-    """The bookmarks nearest to one: by embeddings when the cache has them, else by shared
-    words (exit 1 when none).
+    """The bookmarks nearest to one, by embeddings or shared words (exit 1 when none).
+
+    Embeddings are used when the cache has them; otherwise the bookmark's rarest words.
 
     Example: bookmark-enrich similar https://example.com/post --limit 5
     """
