@@ -107,9 +107,10 @@ REASON_DOCS: dict[Reason, tuple[str, str]] = {
     Reason.RATE_LIMITED: ("fetch, media, summarize", "HTTP 429 or the service's rate limit "
                           "(for the LLM also 503 or a \"busy\" answer, which lowers its "
                           "concurrency); retried, honouring Retry-After."),
-    Reason.DEADLINE: ("fetch, media", "No complete answer within the stage's total "
-                      "deadline (`fetch_deadline`, `media_deadline`; all attempts together): "
-                      "a server that never answers or trickles bytes."),
+    Reason.DEADLINE: ("fetch, media, summarize", "No complete answer within the stage's "
+                      "total deadline (`fetch_deadline`, `media_deadline`, `llm_deadline`; "
+                      "all attempts together): a server that never answers, trickles bytes "
+                      "or keeps the model writing."),
     Reason.HOST_UNREACHABLE: ("fetch", "Not tried: earlier bookmarks of the same host "
                               "(scheme, name, port) failed to connect, timed out or hit the "
                               "deadline `host_failures` times in a row in this run. "

@@ -114,6 +114,10 @@ class Settings(BaseSettings):
         description="Who writes summaries: auto (a local LLM when one answers, else the "
         "built-in one), llm (an LLM or exit 3) or builtin (offline, never an LLM).",
     )
+    llm_deadline: float = Field(
+        900.0, gt=0, description="Total seconds for one bookmark's summary, every request, "
+        "retry and wait included (reason `deadline`); a model that stops producing tokens "
+        "fails sooner, after `llm_timeout`.")
     llm_timeout: float = Field(
         120.0, gt=0,
         description="Seconds an LLM answer may go without a new token (the first one "

@@ -223,6 +223,16 @@ def test_timeout_is_a_reason_and_not_retried(pages: PageServer, llm: LLMServer) 
     assert time.monotonic() - start < 15
 
 
+def test_llm_deadline_bounds_the_whole_summary(pages: PageServer, llm: LLMServer) -> None:
+    """A slow model that has not stalled (llm_timeout is far off) is cut at llm_deadline."""
+    llm.modes = {"slow"}
+    llm.slow_seconds = 20.0
+    records, _ = summarize([pages.url("/article/deadline")], llm_timeout=60, llm_deadline=0.5)
+    error = records[0]["errors"][0]
+    assert (error["stage"], error["reason"]) == ("summarize", "deadline")
+    assert "llm_deadline" in error["message"]
+
+
 def test_server_error_then_success_is_retried(pages: PageServer, llm: LLMServer) -> None:
     llm.modes = {"flaky"}
     records, _ = summarize([pages.url("/article/flaky")])

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from ..errors import BookmarkEnrichError, ServiceUnavailable, StageError
 from ..models import StageOutcome, fingerprint_of
+from ..reasons import Reason
 from ..settings import Settings
 from ..summarizers.base import Summarizer
 from ..summarizers.select import choose_summarizer
@@ -101,7 +102,13 @@ class SummarizeStage(Stage):
         if hints.suggestions:  # per bookmark: the prompt puts them after its stable part
             meta = {**meta, "suggested_tags": hints.suggestions}
         try:
-            result = await summarizer.summarize(text, meta, existing_tags=hints.vocabulary)
+            # All requests, retries and waits of one bookmark together (issue 14).
+            async with asyncio.timeout(self.settings.llm_deadline):
+                result = await summarizer.summarize(text, meta,
+                                                    existing_tags=hints.vocabulary)
+        except TimeoutError:
+            raise StageError(Reason.DEADLINE, "no summary within "
+                             f"{self.settings.llm_deadline:g} s (llm_deadline)") from None
         except StageError as exc:
             if exc.reason != "no_content":  # nothing to summarize is a skip, not a failure
                 raise
