@@ -219,7 +219,8 @@ def main() -> None:
     files = sorted(CORPUS.glob("*.html.gz"))[: args.pages]
     bodies = [gzip.decompress(f.read_bytes()) for f in files]
     pages = PageServer().start()
-    urls = [pages.add(f.name.split(".")[0][:16], body) for f, body in zip(files, bodies)]
+    urls = [pages.add(f.name.split(".")[0][:16], body)
+            for f, body in zip(files, bodies, strict=True)]
     proc, root = start_server(args.server, args.model, args.server_args.split())
     try:
         if args.baseline:
