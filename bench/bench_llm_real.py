@@ -156,6 +156,7 @@ def run(urls: list[str], root: str, cache: Path, concurrency: str) -> dict[str, 
             "tags_per_100": 100 * len(tags) / max(1, len(summarized)),
             "processed_per_bookmark": processed / max(1, len(summarized)),
             "cached_share": cached / max(1.0, processed + cached),
+            "cached_per_bookmark": cached / max(1, len(summarized)),
             "predicted_per_bookmark": (after["tokens_predicted_total"]
                                        - before["tokens_predicted_total"]) / max(1, len(records)),
             "load": f"{load_start} → {load()}", "minutes": elapsed / 60}
@@ -199,7 +200,8 @@ def report(conc: str, server_args: str, r: dict[str, Any]) -> None:
     print(f"--llm-concurrency {conc} ({server_args}): {r['ok']}/{r['n']} summarized, "
           f"failures {r['reasons'] or 'none'}, {r['per_min']:.1f} bookmarks/min "
           f"({r['minutes']:.1f} min), prompt tokens processed {r['processed_per_bookmark']:.0f}"
-          f"/bookmark, cached share {r['cached_share']:.0%}, completion "
+          f"/bookmark, cached share {r['cached_share']:.0%} "
+          f"({r['cached_per_bookmark']:.0f}/bookmark), completion "
           f"{r['predicted_per_bookmark']:.0f}/bookmark (mean), "
           f"{r['tags_per_100']:.0f} distinct tags per 100, load {r['load']}", flush=True)
     print("   ", r["metrics"], flush=True)
