@@ -15,7 +15,8 @@ and runs with ``--metrics``. Pages are the shared article-extraction corpus
 Per concurrency setting: bookmarks summarized, failure reasons, bookmarks per minute,
 the prompt tokens the server processed per bookmark and the share its cache served
 (its own ``/metrics`` counters, read before and after the run), median completion
-tokens, distinct tags per 100 bookmarks, and the load average at start and end.
+tokens, distinct tags per 100 bookmarks, and the load average at start and end. Each
+setting gets a fresh server, so none is served from the cache of the one before.
 
 ``--baseline`` also gives the two-call baseline on the same pages: a tag request and a
 summary request, each with about 200 tokens of instructions and the page text the stage
@@ -223,23 +224,36 @@ def main() -> None:
     pages = PageServer().start()
     urls = [pages.add(f.name.split(".")[0][:16], body)
             for f, body in zip(files, bodies, strict=True)]
-    proc, root = start_server(args.server, args.model, args.server_args.split())
+    def server() -> tuple[subprocess.Popen[bytes], str]:
+        return start_server(args.server, args.model, args.server_args.split())
+
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
     try:
         if args.baseline:
-            b = baseline(bodies, root)
+            proc, root = server()
+            try:
+                b = baseline(bodies, root)
+            finally:
+                stop(proc)
             print(f"two-call baseline ({b['tag_instructions']:.0f} + "
                   f"{b['summary_instructions']:.0f} tokens of instructions), {b['pages']} "
                   f"pages: {b['mean']:.0f} prompt tokens per bookmark (median "
                   f"{b['median']:.0f})", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             for conc in args.concurrency.split(","):
-                result = run(urls, root, Path(tmp) / f"c{conc}.sqlite", conc)
+                # A fresh server per setting: the same pages again would be served from
+                # the cache the previous run left.
+                proc, root = server()
+                try:
+                    result = run(urls, root, Path(tmp) / f"c{conc}.sqlite", conc)
+                finally:
+                    stop(proc)
                 report(conc, args.server_args, result)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
         pages.stop()
-
 
 if __name__ == "__main__":
     main()
