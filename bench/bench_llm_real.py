@@ -189,8 +189,10 @@ def baseline(bodies: list[bytes], root: str) -> dict[str, float]:
         user = f"Title: {meta.get('title') or ''}\n<page>\n{chosen}\n</page>"
         counts.append(prompt_tokens(root, TAG_INSTRUCTIONS, user)
                       + prompt_tokens(root, SUMMARY_INSTRUCTIONS, user))
-    tokenize = lambda s: len(httpx.post(f"{root}/tokenize", json={"content": s}).json()[  # noqa: E731
-        "tokens"])
+
+    def tokenize(text: str) -> int:
+        return len(httpx.post(f"{root}/tokenize", json={"content": text}).json()["tokens"])
+
     return {"pages": len(counts), "mean": statistics.fmean(counts),
             "median": statistics.median(counts),
             "tag_instructions": tokenize(TAG_INSTRUCTIONS),
