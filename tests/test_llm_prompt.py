@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bookmark_enrich.events import RunStats
+from bookmark_enrich.services.llm import LLMClient
+from bookmark_enrich.services.llmslots import SlotLimiter
+from bookmark_enrich.settings import load_settings
 from bookmark_enrich.summarizers.answer import parse_answer
 from bookmark_enrich.summarizers.prompt import VocabularySteps
 from bookmark_enrich.summarizers.reading import select_text
@@ -30,6 +33,33 @@ def schema_of(body: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ concurrency
+def test_props_that_do_not_say_kv_unified_start_at_the_fit_and_may_climb_to_the_slots(
+        ) -> None:
+    # Real llama-server --parallel 4 --ctx-size 16384: each slot has its own 4,096
+    # tokens, /props says n_ctx 4096 and nothing about a unified cache.
+    client = LLMClient(load_settings(llm_concurrency="auto"), "http://127.0.0.1:9/v1")
+    client._read_props({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4})
+    client.size_concurrency(2600)
+    limiter = client.limiter
+    assert (limiter.limit, limiter.ceiling, limiter.adapting) == (1, 4, True)
+    assert "does not say" in limiter.describe()
+    for _ in range(4):  # a first window of answers: one more in flight
+        limiter.done(1.0)
+    assert limiter.limit == 2
+    client._read_props({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4,
+                        "kv_unified": True})
+    client.size_concurrency(2600)
+    assert (limiter.limit, limiter.ceiling, limiter.adapting) == (1, 1, False)
+
+
+def test_a_context_overflow_while_climbing_caps_the_limit() -> None:
+    limiter = SlotLimiter("auto")
+    limiter.server_slots(4, 2, "4 slots", fit_known=False)
+    assert (limiter.limit, limiter.ceiling) == (2, 4)
+    limiter.overflow()
+    assert (limiter.limit, limiter.ceiling, limiter.adapting) == (1, 1, False)
+
+
 def test_auto_backs_off_on_busy_and_settles_at_the_slots(pages: PageServer,
                                                         llm: LLMServer) -> None:
     llm.reset(flavor="openai", slots=1, latency=0.02)

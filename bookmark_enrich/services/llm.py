@@ -110,6 +110,8 @@ class LLMClient:
         """Parallel slots the server reports (llama.cpp ``/props``)."""
         self.shared_context: int | None = None
         """Tokens every request in flight shares (a unified KV cache), when known."""
+        self.unified_known = False
+        """The server said whether its slots share one KV cache (``kv_unified``)."""
         self.calls = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -179,11 +181,14 @@ class LLMClient:
         n_ctx = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
         self.slots = positive_int(props.get("total_slots"))
         unified = props.get("kv_unified")
+        self.unified_known = isinstance(unified, bool)
         if n_ctx and not self.settings.context_tokens:
             self.context_length = n_ctx
         if n_ctx and self.slots and self.slots > 1 and unified is not False:
-            # One cache for every slot (llama.cpp's default since 2025): the prompts in
-            # flight share n_ctx, so size prompts and concurrency together.
+            # One cache for every slot (llama.cpp's default without --parallel): the
+            # prompts in flight share n_ctx, so size prompts and concurrency together.
+            # Unsaid, n_ctx may as well be each slot's own (--parallel N splits
+            # --ctx-size N ways): the limiter then climbs from the fit to the slots.
             self.shared_context = n_ctx
 
     async def _openai_models(self) -> list[ModelInfo]:
@@ -247,7 +252,7 @@ class LLMClient:
         if fit is not None and fit < self.slots:
             why += (f" sharing {self.shared_context} tokens of context, which hold {fit} "
                     f"requests of up to {request_tokens}")
-        self.limiter.server_slots(self.slots, fit, why)
+        self.limiter.server_slots(self.slots, fit, why, fit_known=self.unified_known)
 
     # ------------------------------------------------------------------ chat
     async def chat(self, messages: list[ChatCompletionMessageParam], *,

@@ -8,6 +8,10 @@ in the server's queue, where no stall limit can tell waiting from working. So:
   ``Retry-After``).
 - ``auto`` with a server that reports its slots (llama.cpp ``/props``) starts there,
   or lower when the slots share one KV cache that cannot hold that many prompts.
+  When the server does not say whether they share one (llama.cpp's ``/props`` has
+  no such key, and reports one slot's ``n_ctx`` either way), it starts at what a
+  shared cache would hold and climbs towards the slots while throughput rises; a
+  context overflow on the way caps it.
 - ``auto`` elsewhere starts at 2 and climbs while throughput rises by 10 % or more
   per step; a step that only adds latency is taken back and becomes the ceiling.
 - A busy answer (429, 503, "busy") lowers the limit at once below what was in
@@ -63,15 +67,22 @@ class SlotLimiter:
         """``4 (auto: the server has 4 slots)``: for the run's first lines and doctor."""
         return f"{self.limit} ({self.reason})"
 
-    def server_slots(self, slots: int | None, fit: int | None, why: str) -> None:
+    def server_slots(self, slots: int | None, fit: int | None, why: str, *,
+                     fit_known: bool = True) -> None:
         """What the server said (llama.cpp ``/props``); ``fit`` is how many prompts its
-        context holds at once when the slots share one KV cache."""
+        context holds at once if the slots share one KV cache, and ``fit_known`` whether
+        the server said they do."""
         if not self.auto or not slots:
             return
         limit = max(1, min(slots, fit or slots))
-        self.limit = self.ceiling = limit
-        self.adapting = False
+        self.limit = limit
+        self.ceiling = limit if fit_known else slots
+        self.adapting = limit < self.ceiling
+        self._window, self._previous = _Window(), None
         self.reason = f"auto: {why}"
+        if self.adapting:
+            self.reason += (" if they share one KV cache (the server does not say); "
+                            "raised while throughput rises")
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
