@@ -147,7 +147,8 @@ class Pipeline:
         invalid: set[str] = set()
         for stage in self.stages:
             if not self._valid(cached.get(stage.name), stage.name) or any(
-                r in invalid for r in self._depends[stage.name]
+                r in invalid and self._may_change(r, cached, invalid)
+                for r in self._depends[stage.name]
             ):
                 invalid.add(stage.name)
         to_run = set(invalid)
@@ -160,6 +161,17 @@ class Pipeline:
                         to_run.add(producer)
                         to_run.update(self._rescuers.get(producer, ()))
         return to_run
+
+    def _may_change(self, name: str, cached: dict[str, StageOutcome],
+                    invalid: set[str]) -> bool:
+        """Whether re-running ``name`` can change what its dependents read. A rescuer
+        (archive) of a producer that is cached and ok only says "not needed": a stage
+        added to a cache that predates it must not make every page be fetched again."""
+        rescued = self._by_name[name].rescues
+        if rescued is None or rescued in invalid:
+            return True
+        producer = cached.get(rescued)
+        return producer is None or producer.status != "ok"
 
     # ------------------------------------------------------------ execution
     async def _run_stage(self, stage: Stage, ctx: StageContext) -> StageOutcome:

@@ -129,6 +129,22 @@ def test_a_rerun_asks_the_archive_nothing(pages: PageServer, archive: ArchiveSer
     assert archive.lookups == [none]
 
 
+def test_a_cache_from_before_the_archive_stage_fetches_nothing_again(
+        pages: PageServer, archive: ArchiveServer) -> None:
+    """Turning the archive on over a cache made without it asks it only about dead pages,
+    and fetches no live page again (its extract results stay valid)."""
+    live, dead = pages.url("/article/before-archive"), pages.url("/status/404/before")
+    first, _ = run_library([live, dead], retries=0, archive=False)
+    assert "archive" not in by_url(first)[live]["stages"]
+    assert pages.hits["/article/before-archive"] == 1
+    again, _ = run_library([live, dead], retries=0)
+    assert by_url(again)[live]["stages"]["fetch"]["cached"]
+    assert by_url(again)[live]["stages"]["extract"]["cached"]
+    assert by_url(again)[live]["stages"]["archive"]["reason"] == "not_dead"
+    assert archive.lookups == [dead]
+    assert pages.hits["/article/before-archive"] == 1  # the live page is not fetched again
+
+
 # ------------------------------------------------------------- politeness
 def test_429_and_retry_after_are_honoured(pages: PageServer, archive: ArchiveServer) -> None:
     url = pages.url("/status/404/busy")
