@@ -41,6 +41,9 @@ from .wire import batch_payload, outcome_from_json, version_mismatch
 __all__ = ["NoWorkers", "RemoteExecutor", "remote_executor"]
 
 
+_CLOSE_SECONDS = 5.0
+"""The longest the coordinator waits for each step of closing its queue connection."""
+
 class NoWorkers(ServiceUnavailable):
     """No worker took the work within ``--no-worker-timeout`` (exit 3)."""
 
@@ -115,12 +118,17 @@ class RemoteExecutor:
     async def __aexit__(self, *exc: object) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        # Every wait is bounded: a Redis call or a broker shutdown that never returns must
+        # not hold a finished run open (seen: the run hung after --no-worker-timeout).
+        with contextlib.suppress(BaseException):
+            async with asyncio.timeout(_CLOSE_SECONDS):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await self.conn.mark_run(self.run_token, alive=False)
-        await self.conn.close()
+            async with asyncio.timeout(_CLOSE_SECONDS):
+                await self.conn.mark_run(self.run_token, alive=False)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_CLOSE_SECONDS):
+                await self.conn.close()
 
     # ----------------------------------------------------------- the executor
     async def __call__(self, bookmark: Bookmark, cached: dict[str, StageOutcome],
