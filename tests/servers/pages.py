@@ -24,10 +24,12 @@ import gzip
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.servers import loopback_httpd
 
 __all__ = ["ARTICLES", "CORPUS_DIR", "Gate", "PageServer", "article_html"]
 
@@ -137,23 +139,8 @@ class PageServer:
         self._gates: dict[str, Gate] = {}
         self._lock = threading.Lock()
         self._hit = threading.Condition(self._lock)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in separate writes; without this, Nagle's
-            # algorithm and delayed ACKs add ~40 ms to every answer.
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
+        self.httpd = loopback_httpd(lambda handler, _method: self._handle(handler),
+                                    queue_size=1024)
         self.port = self.httpd.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
