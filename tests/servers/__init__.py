@@ -26,8 +26,14 @@ def loopback_httpd(dispatch: Dispatch, *, methods: tuple[str, ...] = ("GET",), p
     for method in methods:
         setattr(Handler, f"do_{method}",
                 lambda self, _method=method: dispatch(self, _method))
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler, bind_and_activate=False)
     httpd.daemon_threads = True
-    if queue_size is not None:
+    if queue_size is not None:  # listen()'s backlog: must be set before activating
         httpd.request_queue_size = queue_size
+    try:
+        httpd.server_bind()
+        httpd.server_activate()
+    except BaseException:
+        httpd.server_close()
+        raise
     return httpd
