@@ -285,3 +285,9 @@ def test_dead_lists_exactly_the_dead_bookmarks(pages: PageServer, archive: Archi
     status = json.loads(invoke("status", "--json").stdout)
     assert status["dead"] == {"dead": 2, "rescued": 1, "not_rescued": 1}
     assert "dead links: 2 (1 rescued" in invoke("status").stdout
+
+
+def test_a_parking_phrase_parted_by_markup_is_found() -> None:
+    page = (b"<html><head><script>var domain = 'x';</script></head><body><h1>EXAMPLE.COM</h1>"
+            b"<p>This <b>domain</b> <span class='offer'>is for</span> sale.</p></body></html>")
+    assert parking_marker(page) == "this domain is for sale"
