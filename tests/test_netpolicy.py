@@ -307,3 +307,64 @@ def test_queue_workers_apply_the_coordinators_policy(pages: PageServer) -> None:
     refused, own = asyncio.run(go())
     assert refused["status"] == "failed" and refused["reason"] == "blocked_address"
     assert own["status"] == "ok"
+
+
+# -------------------------------------------------------------- HTTPS
+def test_https_through_the_policy_reuses_and_then_drops_a_closed_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS goes through the policy's stream wrapper (start_tls), keep-alive reuse asks it
+    whether an idle socket is readable, and a connection the server closed is replaced."""
+    import select
+    import ssl
+
+    import trustme
+
+    from bookmark_enrich.services import netpolicy
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    monkeypatch.setattr(netpolicy, "_verifying_context", lambda: client_ctx)
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = not connections
+        connections.append(len(connections))
+        try:
+            for _ in range(2 if first else 1):
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+            if first:  # hang up unannounced once the client holds the connection idle
+                await idle.wait()
+            else:
+                await reader.read()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.transport.abort()  # no TLS goodbye to wait for
+
+    async def scenario() -> list[tuple[int, str, bool]]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        transport = policy_transport(_policy(private=True), limits=httpx.Limits())
+        seen: list[tuple[int, str, bool]] = []
+        stream: Any = None
+        async with server, httpx.AsyncClient(transport=transport) as client:
+            for i in range(3):
+                if i == 2:  # the server hangs up; wait until that reaches the socket
+                    idle.set()
+                    sock = stream.get_extra_info("socket")
+                    await asyncio.to_thread(select.select, [sock], [], [], 30)
+                response = await client.get(f"https://127.0.0.1:{port}/")
+                stream = response.extensions["network_stream"]
+                assert isinstance(stream, netpolicy._Stream)
+                seen.append((len(connections), response.text,
+                             stream.get_extra_info("ssl_object") is not None))
+        return seen
+
+    idle = asyncio.Event()
+    seen = asyncio.run(scenario())
+    # Two requests share the first connection; the server closed it, so a new one.
+    assert seen == [(1, "ok", True), (1, "ok", True), (2, "ok", True)]
