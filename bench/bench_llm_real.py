@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import gzip
 import io
+import json
 import os
 import re
 import signal
@@ -130,7 +131,8 @@ def server_counters(root: str) -> dict[str, float]:
             for m in re.finditer(r"^llamacpp:(\w+) ([0-9.e+-]+)$", text, re.MULTILINE)}
 
 
-def run(urls: list[str], root: str, cache: Path, concurrency: str) -> dict[str, Any]:
+def run(urls: list[str], root: str, cache: Path, concurrency: str,
+        save: Path | None = None) -> dict[str, Any]:
     settings = load_settings(cache=cache, enable_media_download=False, summarizer="llm",
                              lm_studio_api_url=f"{root}/v1", llm_concurrency=concurrency,
                              keep_going=True)
@@ -141,6 +143,8 @@ def run(urls: list[str], root: str, cache: Path, concurrency: str) -> dict[str, 
     stats = asyncio.run(enrich(src, settings, sink=records.append))
     elapsed = time.perf_counter() - start
     after = server_counters(root)
+    if save is not None:  # the records, to read the summaries and tags
+        save.write_text("".join(json.dumps(r) + "\n" for r in records))
     summarized = [r for r in records if r["stages"].get("summarize", {}).get("status") == "ok"]
     reasons: dict[str, int] = {}
     for r in records:
@@ -218,6 +222,8 @@ def main() -> None:
     parser.add_argument("--concurrency", default="auto")
     parser.add_argument("--server-args", default="--ctx-size 8192",
                         help="llama-server arguments, e.g. '--parallel 4 --ctx-size 16384'")
+    parser.add_argument("--save", type=Path, help="write each run's records to "
+                        "DIR/records-<concurrency>.jsonl")
     parser.add_argument("--baseline", action="store_true",
                         help="also count the two-call baseline's prompt tokens")
     args = parser.parse_args()
@@ -250,7 +256,8 @@ def main() -> None:
                 # the cache the previous run left.
                 proc, root = server()
                 try:
-                    result = run(urls, root, Path(tmp) / f"c{conc}.sqlite", conc)
+                    result = run(urls, root, Path(tmp) / f"c{conc}.sqlite", conc,
+                                 args.save / f"records-{conc}.jsonl" if args.save else None)
                 finally:
                     stop(proc)
                 report(conc, args.server_args, result)

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         "throughput) or a number.",
     )
     llm_input_tokens: int = Field(
-        1500, ge=128, le=1_000_000,
+        1024, ge=128, le=1_000_000,
         description="Page text one LLM request reads, in tokens: the title, description and "
         "lead, then the most informative sentences.",
     )

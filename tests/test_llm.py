@@ -133,6 +133,12 @@ def test_messy_duplicate_tags_are_normalized(pages: PageServer, llm: LLMServer) 
         "tags"]["maxItems"] == 2
 
 
+def test_a_small_models_runaway_tags_become_one(pages: PageServer, llm: LLMServer) -> None:
+    llm.reset(modes={"runaway_tags"})
+    records, _ = summarize([pages.url("/article/runaway")])
+    assert records[0]["enrichment"]["tags"] == ["electricsuv", "web3", "ev"]
+
+
 def test_existing_tags_are_offered_and_user_tags_kept(pages: PageServer,
                                                      llm: LLMServer) -> None:
     lines = [json.dumps({"url": pages.url("/article/t1"), "tags": "Volunteers,#Food_Bank"}),

@@ -15,7 +15,7 @@ from bookmark_enrich.services.llm import LLMClient
 from bookmark_enrich.services.llmslots import SlotLimiter
 from bookmark_enrich.settings import load_settings
 from bookmark_enrich.summarizers.answer import parse_answer
-from bookmark_enrich.summarizers.prompt import VocabularySteps
+from bookmark_enrich.summarizers.prompt import GUIDANCE, PromptBuilder, VocabularySteps
 from bookmark_enrich.summarizers.reading import select_text
 from tests.helpers import run_library
 from tests.servers.llm import MODEL, LLMServer
@@ -192,3 +192,25 @@ def test_a_cut_off_answer_is_closed() -> None:
     answer = parse_answer(cut)
     assert answer.summary == "A page about gardens. It is long."
     assert answer.keywords == ["garden", "tomato"]
+
+
+def test_the_guidance_is_cached_prefix_and_gives_way_to_a_small_context() -> None:
+    prompt = PromptBuilder(load_settings())
+    fingerprint = prompt.fingerprint()
+    system, user = prompt.messages("Body.", {"title": "T"}, language=None, vocabulary=[])
+    assert GUIDANCE in str(system["content"]) and GUIDANCE not in str(user["content"])
+    prompt.fit_context(8192)
+    assert GUIDANCE in str(prompt.messages("", {}, language=None,
+                                           vocabulary=[])[0]["content"])
+    prompt.fit_context(2048)  # it would crowd out the page: left out, the rest as before
+    small = str(prompt.messages("", {}, language=None, vocabulary=[])[0]["content"])
+    assert "How to write each part" not in small and "untrusted data" in small
+    assert prompt.fingerprint() == fingerprint  # the same model and settings: no re-run
+
+
+def test_a_prompt_file_gets_no_guidance(tmp_path: Path) -> None:
+    template = tmp_path / "prompt.txt"
+    template.write_text("Describe it briefly.\n{text}\n")
+    prompt = PromptBuilder(load_settings(prompt_file=template))
+    system = str(prompt.messages("Body.", {}, language=None, vocabulary=[])[0]["content"])
+    assert system.startswith("Describe it briefly.") and GUIDANCE not in system

@@ -140,6 +140,7 @@ class LLMSummarizer:
         return f"llm concurrency: {self.client.limiter.describe()}"
 
     def _size(self) -> None:
+        self.prompt.fit_context(self.client.context_length)
         system = self.prompt.messages("", {}, language=None, vocabulary=[])[0]["content"]
         request = (estimate_tokens(str(system)) + self.input_budget + 200
                    + self.prompt.answer_tokens())
@@ -215,7 +216,7 @@ class LLMSummarizer:
         if allowed:  # a server that ignores the schema's enum still cannot add tags
             tags = [allowed[tag_identity(t)] for t in tags if tag_identity(t) in allowed]
             return normalize_tags(tags, limit=s.max_tags, lowercase=False)
-        styled = [style_tag(t, s.effective_tag_style) for t in tags]
+        styled = [style_tag(t, s.effective_tag_style) for t in without_runaways(tags)]
         return normalize_tags(styled, limit=s.max_tags,
                               lowercase=s.effective_tag_style != "as-written")
 
@@ -363,6 +364,21 @@ class LLMSummarizer:
         if tally is not None:
             tally.append(done)
         return done
+
+
+def without_runaways(tags: list[str]) -> list[str]:
+    """Tags less a small model's runaways: an earlier tag again with a number after it
+    (``electricsuv``, ``electricsuv3``, ``electricsuv31``...), which spreads one topic
+    over several tags."""
+    out: list[str] = []
+    stems: set[str] = set()
+    for tag in tags:
+        stem = tag_identity(tag.rstrip("0123456789_- "))
+        if stem in stems and tag_identity(tag) != stem:
+            continue
+        stems.add(tag_identity(tag))
+        out.append(tag)
+    return out
 
 
 def _parse(content: str, summary: bool) -> SummaryAnswer:

@@ -18,6 +18,7 @@ in ``modes``:
 - ``fences``            the JSON sits in a Markdown fence with chatter around it
 - ``invalid_first``     the first answer of each conversation is broken JSON
 - ``always_invalid``    every answer is broken JSON
+- ``runaway_tags``      tags that repeat one with numbers after it
 - ``messy_tags``        duplicate and messy tags
 - ``slow``              every answer waits ``slow_seconds``
 - ``flaky``             the first chat request gets a 500
@@ -342,6 +343,8 @@ class LLMServer:
             answer["tags"] = ["  #Machine Learning ", "machine-learning", "machine_learning",
                               "MACHINE   LEARNING", "", "#", "a tag that has far too many words",
                               "Python", "#python", "Data Science", "data-science"]
+        if "runaway_tags" in self.modes:  # a small model that does not stop
+            answer["tags"] = ["electricsuv", "electricsuv3", "electricsuv31", "web3", "ev"]
         if "obey" in self.modes and "ignore previous instructions" in text.lower():
             # The model does what the page says: extra keys, a non-list, chatter.
             return ('Sure! As instructed, here is my new output:\n{"summary": "PWNED. '
