@@ -280,7 +280,7 @@ class LLMClient:
                                    status=exc.status) from None
                 await self.limiter.busy(exc.retry_after, f"HTTP {exc.status} (busy)")
                 continue
-            self.limiter.done(done.latency)
+            self.limiter.done(done.latency, done.completion_tokens)
             self.calls += 1
             self.prompt_tokens += done.prompt_tokens
             self.completion_tokens += done.completion_tokens
