@@ -59,41 +59,47 @@ def test_auto_judges_a_step_by_tokens_per_second_not_by_answers_that_happen_to_b
     # Answers 3-5x apart in length: counted as answers, the second window (short ones)
     # looks 2.5x faster; in tokens it is no faster, so the step is taken back.
     clock = Clock()
-    limiter = SlotLimiter("auto", clock=clock)
-    limiter.server_slots(4, 1, "4 slots", fit_known=False)
-    assert (limiter.limit, limiter.adapting) == (1, True)
-    answers(limiter, clock, [500, 400, 500, 450, 500, 400], 30.0)
-    assert limiter.limit == 2
-    answers(limiter, clock, [120, 150, 100, 160, 120, 140, 110, 150, 130, 100], 30.5)
-    assert (limiter.limit, limiter.adapting) == (1, False)
+    limiter = SlotLimiter("auto", clock=clock)  # a server that does not report slots
+    assert (limiter.limit, limiter.adapting) == (2, True)
+    answers(limiter, clock, [500, 400, 500, 450, 500, 400, 450, 500], 30.0)
+    assert limiter.limit == 3
+    answers(limiter, clock, [120, 150, 100, 160, 120, 140, 110, 150, 130, 100, 120, 150], 30.5)
+    assert (limiter.limit, limiter.adapting) == (2, False)
     assert "no more throughput" in limiter.describe()
     # Requests sent before a limit changed do not count towards its window.
     limiter = SlotLimiter("auto", clock=clock)
-    limiter.server_slots(4, 1, "4 slots", fit_known=False)
-    answers(limiter, clock, [300] * 6, 30.0)
-    assert limiter.limit == 2
-    limiter.done(60.0, 300)  # sent a minute ago, under limit 1
+    answers(limiter, clock, [300] * 8, 30.0)
+    assert limiter.limit == 3
+    limiter.done(60.0, 300)  # sent a minute ago, under limit 2
     assert limiter._window.done == 0
-    answers(limiter, clock, [300] * 9, 45.0)  # 1.5x: kept, and one more
-    assert (limiter.limit, limiter.adapting) == (3, True)
+    answers(limiter, clock, [300] * 12, 45.0)  # 1.5x: kept, and one more
+    assert (limiter.limit, limiter.adapting) == (4, True)
 
 
 def test_props_that_do_not_say_kv_unified_start_at_the_fit_and_may_climb_to_the_slots(
         ) -> None:
-    # Real llama-server --parallel 4 --ctx-size 16384: each slot has its own 4,096
-    # tokens, /props says n_ctx 4096 and nothing about a unified cache.
+    # llama.cpp's default: 4 slots sharing 8,192 tokens; /props says n_ctx 8192 and
+    # nothing about sharing. Three requests fit a shared cache: start there, then climb.
     client = LLMClient(load_settings(llm_concurrency="auto"), "http://127.0.0.1:9/v1")
     clock = Clock()
     client.limiter.clock = clock
-    client._read_props({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4})
+    client._read_props({"default_generation_settings": {"n_ctx": 8192}, "total_slots": 4})
     client.size_concurrency(2600)
     limiter = client.limiter
-    assert (limiter.limit, limiter.ceiling, limiter.adapting) == (1, 4, True)
+    assert (limiter.limit, limiter.ceiling, limiter.adapting) == (3, 4, True)
     assert "does not say" in limiter.describe()
-    for _ in range(6):  # a first window of answers: one more in flight
-        clock.now += 1.0
-        limiter.done(1.0, 30)
-    assert limiter.limit == 2
+    answers(limiter, clock, [300] * 12, 30.0)  # a first window at 3
+    answers(limiter, clock, [300] * 16, 40.0)  # 4 in flight: a third more, kept
+    assert limiter.limit == 4
+    # Real llama-server --parallel 4 --ctx-size 16384: each slot has its own 4,096
+    # tokens and /props says n_ctx 4096. Shared, that would hold one request and make
+    # the slots pointless: taken as each slot's own, so all four.
+    client._read_props({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4})
+    client.size_concurrency(2600)
+    assert (limiter.limit, limiter.ceiling, limiter.adapting) == (4, 4, False)
+    assert "4096 tokens each" in limiter.describe()
+    limiter.overflow()  # if it was shared after all, the first overflow says so
+    assert (limiter.limit, limiter.ceiling) == (3, 3)
     client._read_props({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4,
                         "kv_unified": True})
     client.size_concurrency(2600)

@@ -249,6 +249,13 @@ class LLMClient:
             return
         fit = max(1, self.shared_context // request_tokens) if self.shared_context else None
         why = f"the server has {self.slots} slots"
+        if fit == 1 and self.slots > 1 and not self.unified_known and \
+                self.shared_context is not None and self.shared_context >= request_tokens:
+            # A cache shared by several slots that holds one request would make them
+            # pointless: n_ctx is each slot's own (llama.cpp --parallel N --ctx-size
+            # N*n). A wrong guess overflows once and is capped (SlotLimiter.overflow).
+            why += f" of {self.shared_context} tokens each, which hold a request"
+            fit = self.slots
         if fit is not None and fit < self.slots:
             why += (f" sharing {self.shared_context} tokens of context, which hold {fit} "
                     f"requests of up to {request_tokens}")

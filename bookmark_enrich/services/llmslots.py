@@ -11,7 +11,9 @@ in the server's queue, where no stall limit can tell waiting from working. So:
   When the server does not say whether they share one (llama.cpp's ``/props`` has
   no such key, and reports one slot's ``n_ctx`` either way), it starts at what a
   shared cache would hold and climbs towards the slots while throughput rises; a
-  context overflow on the way caps it.
+  context overflow on the way caps it. A reported context that would hold only one
+  request if shared is taken as each slot's own (a shared cache that holds one
+  request would make the slots pointless): it starts at the slots.
 - ``auto`` elsewhere starts at 2 and climbs while throughput rises by 10 % or more
   per step; a step that only adds latency is taken back and becomes the ceiling.
   Throughput is generated tokens per second (answers per second when the server
