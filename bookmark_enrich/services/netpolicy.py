@@ -205,8 +205,8 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     Before each request it queues, httpcore asks every idle connection whether its
     socket is readable (the server hung up), and anyio answers each question by building
-    a table of all the socket's attributes, with a ``getpeername`` system call: about a
-    tenth of the main process's CPU in a fetch-heavy run (bench core b, issue 23).
+    a table of all the socket's attributes, with a ``getpeername`` system call: about
+    8 % of the main thread's CPU under cProfile in a fetch-heavy run (bench core b).
     """
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
