@@ -268,3 +268,17 @@ def test_a_prompt_file_gets_no_guidance(tmp_path: Path) -> None:
     prompt = PromptBuilder(load_settings(prompt_file=template))
     system = str(prompt.messages("Body.", {}, language=None, vocabulary=[])[0]["content"])
     assert system.startswith("Describe it briefly.") and GUIDANCE not in system
+
+
+def test_auto_climbs_into_two_busy_slots_then_settles_at_two(pages: PageServer,
+                                                            llm: LLMServer) -> None:
+    # The back-off check: 2 slots, a 503 when both are busy. auto starts at 2
+    # (the server does not report slots), climbs while throughput rises, meets the 503
+    # at 3 and settles at 2 with no bookmark failed.
+    llm.reset(flavor="openai", slots=2, latency=0.05)
+    urls = [pages.url(f"/article/two{i}") for i in range(40)]
+    records, stats = summarize(urls)
+    assert {r["status"] for r in records} == {"ok"}  # nobody failed on a 503
+    assert llm.peak <= 2
+    assert stats.metrics["summarize"]["llm concurrency"] == 2
+    llm.reset(slots=None)

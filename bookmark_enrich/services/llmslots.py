@@ -167,7 +167,9 @@ class SlotLimiter:
     async def busy(self, retry_after: float | None, why: str) -> None:
         """The server said it is full: fewer in flight from now on, and a pause."""
         async with self._cond:
-            below = max(1, min(self.limit, self.in_flight) - 1)
+            # The request that was refused has left its slot already: the server is
+            # running the others in flight, which is what it holds.
+            below = max(1, min(self.limit - 1, self.in_flight))
             if below < self.limit:
                 self.ceiling = below
                 self.adapting = False
