@@ -22,8 +22,9 @@ in the server's queue, where no stall limit can tell waiting from working. So:
   A window counts only answers to requests sent under its own limit, timed from the
   first of them to the last, so requests in flight when the limit changed do not
   flatter or spoil it.
-- A busy answer (429, 503, "busy") lowers the limit at once below what was in
-  flight, caps it there, and pauses new requests for ``Retry-After``. A context
+- A busy answer (429, 503, "busy") lowers the limit at once to the requests the server
+  still runs (the others in flight), caps it there, and pauses new requests for
+  ``Retry-After``. A context
   overflow on a shared KV cache lowers it too.
 """
 
