@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bookmark_enrich.events import RunStats
 from bookmark_enrich.services.llm import LLMClient
 from bookmark_enrich.services.llmslots import SlotLimiter
@@ -114,14 +116,18 @@ def test_a_context_overflow_while_climbing_caps_the_limit() -> None:
     assert (limiter.limit, limiter.ceiling, limiter.adapting) == (1, 1, False)
 
 
-def test_auto_backs_off_on_busy_and_settles_at_the_slots(pages: PageServer,
-                                                        llm: LLMServer) -> None:
-    llm.reset(flavor="openai", slots=1, latency=0.02)
-    urls = [pages.url(f"/article/busy{i}") for i in range(8)]
+@pytest.mark.parametrize(("slots", "bookmarks"), [(1, 8), (2, 40)])
+def test_auto_backs_off_on_busy_and_settles_at_the_slots(
+        pages: PageServer, llm: LLMServer, slots: int, bookmarks: int) -> None:
+    # The back-off check is 2 slots, a 503 when both are busy: auto starts at 2
+    # (the server does not report slots), climbs while throughput rises, meets the 503
+    # and settles at the slots with no bookmark failed.
+    llm.reset(flavor="openai", slots=slots, latency=0.02 if slots == 1 else 0.05)
+    urls = [pages.url(f"/article/busy{slots}-{i}") for i in range(bookmarks)]
     records, stats = summarize(urls)
     assert {r["status"] for r in records} == {"ok"}  # nobody failed on a 503
-    assert llm.busy_answers >= 1 and llm.peak == 1
-    assert stats.metrics["summarize"]["llm concurrency"] == 1
+    assert llm.busy_answers >= 1 and llm.peak == slots
+    assert stats.metrics["summarize"]["llm concurrency"] == slots
     llm.reset(slots=None)
 
 
@@ -269,16 +275,3 @@ def test_a_prompt_file_gets_no_guidance(tmp_path: Path) -> None:
     system = str(prompt.messages("Body.", {}, language=None, vocabulary=[])[0]["content"])
     assert system.startswith("Describe it briefly.") and GUIDANCE not in system
 
-
-def test_auto_climbs_into_two_busy_slots_then_settles_at_two(pages: PageServer,
-                                                            llm: LLMServer) -> None:
-    # The back-off check: 2 slots, a 503 when both are busy. auto starts at 2
-    # (the server does not report slots), climbs while throughput rises, meets the 503
-    # at 3 and settles at 2 with no bookmark failed.
-    llm.reset(flavor="openai", slots=2, latency=0.05)
-    urls = [pages.url(f"/article/two{i}") for i in range(40)]
-    records, stats = summarize(urls)
-    assert {r["status"] for r in records} == {"ok"}  # nobody failed on a 503
-    assert llm.peak <= 2
-    assert stats.metrics["summarize"]["llm concurrency"] == 2
-    llm.reset(slots=None)

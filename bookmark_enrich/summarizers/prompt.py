@@ -64,7 +64,7 @@ so in the summary and give fewer tags.
 Stop as soon as the JSON object is complete."""
 """How to write each field, in the built-in instructions when the model's context has room
 (:data:`GUIDANCE_CONTEXT`): a fixed block, so the server's cache serves it after each
-slot's first request, and it keeps small models' answers short and their tags general."""
+slot's first request; it asks for short answers and general tags, which small models need."""
 GUIDANCE_CONTEXT = 4096
 """Below this context the guidance would crowd out the page text, and is left out."""
 
