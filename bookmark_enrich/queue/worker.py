@@ -58,6 +58,9 @@ from .wire import (
 __all__ = ["BatchHandler", "run_worker"]
 
 HEARTBEAT_SECONDS = 5.0
+_BEATS_STOP_SECONDS = 5.0
+"""How long a stopping worker waits for its lease loop's round in flight (Redis may be
+gone), before cancelling it."""
 
 
 class _NoCache:
@@ -236,7 +239,8 @@ class _Worker:
                             propagate_exceptions=False)
         listen = asyncio.create_task(receiver.listen(finish))
         signals = self._on_signals(finish, listen)
-        beats = asyncio.create_task(self._keep_lease())
+        done_beating = asyncio.Event()
+        beats = asyncio.create_task(self._keep_lease(done_beating))
         self.notify(f"worker {self.info.label} (bookmark-enrich {__version__}) listening on "
                     f"{self.conn.display} queue {self.name!r}, "
                     f"concurrency {self.settings.concurrency}")
@@ -251,9 +255,11 @@ class _Worker:
             if lost is None:
                 raise
         finally:
-            beats.cancel()
+            # Let a beat in flight land before the heartbeat is dropped: a cancelled one
+            # may still reach Redis after the drop, on another connection, and linger.
+            done_beating.set()
             with contextlib.suppress(BaseException):
-                await beats
+                await asyncio.wait_for(beats, _BEATS_STOP_SECONDS)
             loop = asyncio.get_running_loop()
             for number in signals:
                 loop.remove_signal_handler(number)
@@ -282,11 +288,12 @@ class _Worker:
                     installed.append(sig)
         return installed
 
-    async def _keep_lease(self) -> None:
-        """Renew what this worker holds, requeue dead workers' messages, beat, trim."""
+    async def _keep_lease(self, done: asyncio.Event) -> None:
+        """Renew what this worker holds, requeue dead workers' messages, beat, trim;
+        until ``done``."""
         every = min(max(0.2, self.idle_timeout / 3), HEARTBEAT_SECONDS)
         next_beat = 0.0
-        while True:
+        while not done.is_set():
             self.info.busy = self.capacity.bookmarks
             with contextlib.suppress(OSError, redis_errors.RedisError):
                 await self.lease.renew()
@@ -295,7 +302,8 @@ class _Worker:
                     await self.conn.beat(self.info)
                     await self.lease.trim()
                     next_beat = time.monotonic() + HEARTBEAT_SECONDS
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
 
     async def _leave(self) -> None:
         """Hand back what is held, drop acknowledged entries and the heartbeat."""
