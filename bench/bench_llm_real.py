@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--server-args", default="--ctx-size 8192",
                         help="llama-server arguments, e.g. '--parallel 4 --ctx-size 16384'")
     parser.add_argument("--save", type=Path, help="write each run's records to "
-                        "DIR/records-<concurrency>.jsonl")
+                        "DIR/records-<run>-<concurrency>.jsonl")
     parser.add_argument("--baseline", action="store_true",
                         help="also count the two-call baseline's prompt tokens")
     args = parser.parse_args()
@@ -251,13 +251,15 @@ def main() -> None:
                   f"pages: {b['mean']:.0f} prompt tokens per bookmark (median "
                   f"{b['median']:.0f})", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            for conc in args.concurrency.split(","):
-                # A fresh server per setting: the same pages again would be served from
-                # the cache the previous run left.
+            for i, conc in enumerate(args.concurrency.split(",")):
+                # A fresh server and cache per setting: the same pages again would be
+                # served from what the previous run left (a setting may come twice,
+                # interleaved with others: "8,auto,4,auto").
                 proc, root = server()
                 try:
-                    result = run(urls, root, Path(tmp) / f"c{conc}.sqlite", conc,
-                                 args.save / f"records-{conc}.jsonl" if args.save else None)
+                    result = run(urls, root, Path(tmp) / f"c{i}-{conc}.sqlite", conc,
+                                 args.save / f"records-{i}-{conc}.jsonl" if args.save
+                                 else None)
                 finally:
                     stop(proc)
                 report(conc, args.server_args, result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bookmark_enrich.cli import app
+from bookmark_enrich.cli import COMMANDS, app, load_commands
 from bookmark_enrich.models import OutputRecord
 from tests.helpers import CORE_ONLY, cli, invoke_cli, jsonl
 from tests.servers.pages import PageServer
@@ -203,6 +204,18 @@ def test_help_lists_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "run" in result.stdout and "schema" in result.stdout
+
+
+def test_the_root_index_matches_the_commands() -> None:
+    # The root's --help lists COMMANDS without importing the command modules; each
+    # entry must say what the command itself says, in the order the modules give.
+    modules = dict.fromkeys(module for module, _, _ in COMMANDS.values())
+    real = {name: cmd for module in modules for name, cmd in load_commands(module).items()}
+    assert list(real) == list(COMMANDS)
+    for name, cmd in real.items():
+        short = inspect.cleandoc(cmd.short_help or cmd.help or "").split("\n\n")[0]
+        assert (COMMANDS[name][1], " ".join(COMMANDS[name][2].split())) == (
+            cmd.rich_help_panel, " ".join(short.split())), name
 
 
 def test_terminal_gets_live_bars_and_stdout_stays_json(pages: PageServer) -> None:

@@ -85,3 +85,17 @@ def test_stage_names_follow_the_stages() -> None:
     """models.STAGE_NAMES lets reports order stages without importing them."""
     assert tuple(cls.name for cls in STAGES) == STAGE_NAMES, \
         "add the new stage's name to models.STAGE_NAMES, in pipeline order"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["formats"]], ids=" ".join)
+def test_commands_without_settings_load_no_command_module_they_do_not_run(
+        args: list[str], tmp_path: Path) -> None:
+    # pydantic-settings costs more than the rest of --version: the root imports a
+    # command's module (and with it the setting flags) only when that command runs.
+    modules = loaded_by(args, tmp_path)
+    assert "pydantic_settings" not in modules
+    commands = {m for m in modules if m.startswith("bookmark_enrich.cli.")}
+    expected = {"bookmark_enrich.cli.group", "bookmark_enrich.cli.exits",
+                "bookmark_enrich.cli.info"} if args == ["formats"] else \
+        {"bookmark_enrich.cli.group"}
+    assert commands <= expected | {"bookmark_enrich.cli.console"}, commands
